@@ -1,0 +1,1 @@
+"""Networks: fusion (upper level), discriminator and multi-task semantic net (lower level)."""
