@@ -36,7 +36,7 @@ setup(
     ],
     extras_require={
         "train": ["torch==2.13.0", "onnx>=1.15", "tensorboard"],
-        "dev": ["pytest", "ruff", "mypy", "pycocotools", "types-PyYAML", "types-tqdm"],
+        "dev": ["pytest", "ruff", "mypy", "onnx>=1.15", "pycocotools", "types-PyYAML", "types-tqdm"],
     },
     zip_safe=True,
     maintainer="fusion_node maintainers",

@@ -1,0 +1,62 @@
+"""Drawing results for humans: a colour per class, masks blended, boxes labelled."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+
+from fusion_node.pipeline.errors import PipelineError
+from fusion_node.pipeline.types import Detection
+
+
+def palette(n_classes: int) -> np.ndarray:
+    """n_classes×3 uint8 BGR colours, fixed (PASCAL VOC bit-interleaving); class 0 is black."""
+    ids = np.arange(n_classes)
+    colours = np.zeros((n_classes, 3), np.uint8)
+    for bit in range(8):
+        for channel in range(3):
+            colours[:, channel] |= (((ids >> (3 * bit + channel)) & 1) << (7 - bit)).astype(np.uint8)
+    return colours[:, ::-1].copy()  # RGB -> BGR
+
+
+def colorize(mask: np.ndarray, n_classes: int) -> np.ndarray:
+    """H×W class ids -> H×W×3 BGR.
+
+    Raises:
+        PipelineError: the mask holds an id >= n_classes.
+    """
+    if mask.size and int(mask.max()) >= n_classes:
+        raise PipelineError(f"mask holds class {int(mask.max())} but n_classes is {n_classes}")
+    return palette(n_classes)[mask]
+
+
+def overlay(
+    fused: np.ndarray,
+    mask: np.ndarray | None,
+    detections: Sequence[Detection],
+    *,
+    n_classes: int | None = None,
+    alpha: float = 0.45,
+) -> np.ndarray:
+    """A copy of `fused` with the mask blended in (class 0 left clear) and labelled boxes on top."""
+    image = fused.copy()
+    if mask is not None:
+        coloured = colorize(mask, n_classes or int(mask.max(initial=0)) + 1)
+        blended = cv2.addWeighted(image, 1 - alpha, coloured, alpha, 0)
+        labelled = mask > 0
+        image[labelled] = blended[labelled]
+    colours = palette(max((d.class_id for d in detections), default=0) + 2)
+    for det in detections:
+        colour = tuple(int(c) for c in colours[det.class_id + 1])  # +1: never class-0 black
+        x1, y1, x2, y2 = (round(v) for v in det.box)
+        cv2.rectangle(image, (x1, y1), (x2, y2), colour, 2)
+        label = f"{det.class_name} {det.score:.2f}"
+        (text_w, text_h), baseline = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)
+        top = max(y1 - text_h - baseline, 0)
+        cv2.rectangle(image, (x1, top), (x1 + text_w, top + text_h + baseline), colour, cv2.FILLED)
+        cv2.putText(
+            image, label, (x1, top + text_h), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA
+        )
+    return image

@@ -1,0 +1,37 @@
+"""Shared fixtures: the contract test model (tests/contract_model.py) and the shared data folder."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # `import contract_model` in any test layout
+from contract_model import make_contract_model
+
+DATA_DIR = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def contract_model(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
+    """Factory: `contract_model(**make_contract_model options) -> Path`, one file per option set."""
+    cache: dict[str, Path] = {}
+
+    def build(**options: Any) -> Path:
+        key = repr(sorted(options.items()))
+        if key not in cache:
+            cache[key] = make_contract_model(tmp_path_factory.mktemp("model") / "contract.onnx", **options)
+        return cache[key]
+
+    return build
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The shared real data (../shared/data from the repo root); skips when it is absent."""
+    if not DATA_DIR.is_dir():
+        pytest.skip(f"shared data not found at {DATA_DIR.resolve()}")
+    return DATA_DIR
