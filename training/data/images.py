@@ -1,0 +1,65 @@
+"""Image reading with OpenCV: IR as grayscale, visible as BGR, masks as class ids."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from training.data.errors import DataError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+
+
+def list_images(folder: Path) -> dict[str, Path]:
+    """Image files of a folder by stem (suffix any of IMAGE_SUFFIXES, case-insensitive)."""
+    if not folder.is_dir():
+        raise DataError(f"image folder {folder} does not exist: check the dataset root and layout")
+    found: dict[str, Path] = {}
+    for path in sorted(folder.iterdir()):
+        if path.suffix.lower() in IMAGE_SUFFIXES:
+            if path.stem in found:
+                raise DataError(f"{folder} holds two images named {path.stem!r}: keep one of them")
+            found[path.stem] = path
+    return found
+
+
+def _read(path: Path, flags: int) -> np.ndarray:
+    image = cv2.imread(str(path), flags)
+    if image is None:
+        raise DataError(f"cannot read image {path}: the file is missing or not an image OpenCV decodes")
+    return image
+
+
+def read_pair(ir_path: Path, vi_path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(ir float32 H×W, visible float32 H×W×3 BGR), both 0..1.
+
+    IR stored as 3-channel PNG (equal channels) comes back as one channel; grayscale visible images
+    come back replicated to 3 channels (both by OpenCV's imread flags).
+    """
+    ir = _read(ir_path, cv2.IMREAD_GRAYSCALE)
+    vi = _read(vi_path, cv2.IMREAD_COLOR)
+    if ir.shape[:2] != vi.shape[:2]:
+        raise DataError(
+            f"IR {ir_path} is {ir.shape[1]}x{ir.shape[0]} but visible {vi_path} is "
+            f"{vi.shape[1]}x{vi.shape[0]}: the pair must be registered to the same size"
+        )
+    return ir.astype(np.float32) / 255.0, vi.astype(np.float32) / 255.0
+
+
+def read_mask(path: Path, size: tuple[int, int], num_classes: int | None) -> np.ndarray:
+    """uint8 H×W class ids; checks the size against the pair and ids against the class count."""
+    mask = _read(path, cv2.IMREAD_UNCHANGED)
+    if mask.ndim != 2 or mask.dtype != np.uint8:
+        raise DataError(f"mask {path} must be a single-channel 8-bit image of class ids, got {mask.shape}")
+    if mask.shape != size:
+        raise DataError(f"mask {path} is {mask.shape[1]}x{mask.shape[0]}, its pair {size[1]}x{size[0]}")
+    if num_classes is not None:
+        bad = mask[(mask >= num_classes) & (mask != 255)]
+        if bad.size:
+            raise DataError(
+                f"mask {path} holds class id {int(bad.max())} but seg_class_names has {num_classes} "
+                "entries: add the missing names or remap the masks"
+            )
+    return mask
