@@ -1,0 +1,169 @@
+"""ONNX export of tiny nets: contract, metadata, dynamic H/W, ORT vs PyTorch parity on real frames."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+
+from training.export import (
+    CALLER_KEYS,
+    ExportError,
+    InferenceGraph,
+    check_parity,
+    export_onnx,
+    load_checkpoint_models,
+    main,
+)
+from training.models.fusion import FusionNetConfig, build_fusion_net
+from training.models.semantic import SemanticNet, SemanticNetConfig
+
+DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+CONTRACT_KEYS = {
+    "contract", "model_name", "class_names", "seg_class_names", "detection_trained", "segmentation_trained",
+    "input_height", "input_width", "size_divisor", "max_detections", "score_threshold", "nms_iou_threshold",
+    "description",
+}  # fmt: skip
+SIZE = (96, 128)
+SEM_CFG = {"num_classes": 3, "num_seg_classes": 4, "width": 8, "neck_width": 16, "seg_width": 8}
+
+
+def _frames(name: str, count: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    folder = DATA / name
+    if not (folder / "ir").is_dir():
+        pytest.skip(f"real data missing: {folder}")
+    frames = []
+    for ir_path in sorted((folder / "ir").iterdir())[:count]:
+        ir = cv2.imread(str(ir_path), cv2.IMREAD_GRAYSCALE)
+        vis = cv2.imread(str(folder / "vi" / ir_path.name), cv2.IMREAD_COLOR)
+        frames.append((ir, vis))
+    return frames
+
+
+def _tiny_nets() -> tuple[torch.nn.Module, SemanticNet]:
+    torch.manual_seed(0)
+    fusion = build_fusion_net(FusionNetConfig(widths=(8, 8, 16))).eval()
+    semantic = SemanticNet(SemanticNetConfig(**SEM_CFG)).eval()
+    # Spread the untrained scores so detections are distinct (near-ties make NMS order arbitrary).
+    torch.nn.init.normal_(semantic.head.cls.weight, std=0.3)
+    torch.nn.init.normal_(fusion.out.weight, std=0.05)  # so the fusion net is not the identity mean
+    return fusion, semantic
+
+
+def _metadata(trained: bool = True) -> dict[str, str]:
+    flag = json.dumps(trained)
+    return {
+        "model_name": "tiny",
+        "class_names": json.dumps(["people", "car", "bus"]),
+        "seg_class_names": json.dumps(["unlabelled", "car", "person", "bike"]),
+        "detection_trained": flag,
+        "segmentation_trained": flag,
+        "description": "test export",
+    }
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, InferenceGraph]:
+    fusion, semantic = _tiny_nets()
+    # Export verifies parity itself (on a synthetic pair by default); the real frames come below.
+    path = export_onnx(
+        fusion, semantic, tmp_path_factory.mktemp("onnx") / "tiny.onnx",
+        metadata=_metadata(), input_size=SIZE, max_detections=20,
+    )  # fmt: skip
+    return path, InferenceGraph(fusion, semantic, max_detections=20).eval()
+
+
+def test_contract_names_dtypes_and_metadata(exported: tuple[Path, InferenceGraph]) -> None:
+    path, _ = exported
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert [(i.name, i.type) for i in session.get_inputs()] == [
+        ("ir", "tensor(uint8)"),
+        ("visible", "tensor(uint8)"),
+    ]
+    assert [(o.name, o.type) for o in session.get_outputs()] == [
+        ("fused", "tensor(uint8)"),
+        ("boxes", "tensor(float)"),
+        ("scores", "tensor(float)"),
+        ("classes", "tensor(int64)"),
+        ("num_detections", "tensor(int64)"),
+        ("segmentation", "tensor(uint8)"),
+    ]
+    meta = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+    assert set(meta) == CONTRACT_KEYS
+    assert json.loads(meta["class_names"]) == ["people", "car", "bus"]
+    assert len(json.loads(meta["seg_class_names"])) == 4
+    assert json.loads(meta["detection_trained"]) is True
+    assert (meta["input_height"], meta["input_width"], meta["max_detections"]) == ("96", "128", "20")
+    assert meta["contract"] == "fusion_node/1"
+    assert {p.domain or "ai.onnx": p.version for p in onnx.load(str(path)).opset_import}["ai.onnx"] == 17
+
+
+def test_parity_on_real_frames(exported: tuple[Path, InferenceGraph]) -> None:
+    path, graph = exported
+    report = check_parity(path, graph, _frames("tno", 2) + _frames("roadscene", 2))
+    assert report["frames"] == 4
+    assert report["fused_max_abs_diff"] <= 1
+    assert report["detections_match"] and report["detections_enforced"]
+    assert report["detections_torch"] > 0
+    assert report["segmentation_agreement"] >= 0.999
+
+
+def test_dynamic_batch_and_size(exported: tuple[Path, InferenceGraph]) -> None:
+    path, graph = exported
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(0)
+    for n, h, w in ((1, 64, 96), (2, 160, 128)):
+        ir = rng.integers(0, 256, (n, 1, h, w), dtype=np.uint8)
+        vis = rng.integers(0, 256, (n, 3, h, w), dtype=np.uint8)
+        fused, boxes, scores, _classes, num, seg = session.run(None, {"ir": ir, "visible": vis})
+        assert fused.shape == (n, 3, h, w) and seg.shape == (n, h, w)
+        assert boxes.shape == (n, 20, 4) and scores.shape == (n, 20) and num.shape == (n,)
+        with torch.no_grad():
+            ref = graph(torch.from_numpy(ir), torch.from_numpy(vis))
+        assert np.abs(fused.astype(int) - ref[0].numpy().astype(int)).max() <= 1
+        assert (np.diff(scores, axis=1) <= 0).all()  # descending
+
+
+def test_export_rejects_bad_input(tmp_path: Path) -> None:
+    fusion, semantic = _tiny_nets()
+    with pytest.raises(ExportError, match="multiple of 32"):
+        export_onnx(fusion, semantic, tmp_path / "x.onnx", metadata=_metadata(), input_size=(100, 128))
+    partial = {k: v for k, v in _metadata().items() if k != CALLER_KEYS[0]}
+    with pytest.raises(ExportError, match="model_name"):
+        export_onnx(fusion, semantic, tmp_path / "x.onnx", metadata=partial, input_size=SIZE)
+
+
+def test_cli_from_checkpoint_without_semantic(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fusion, _ = _tiny_nets()
+    ckpt = {
+        "config": {"fusion_net": {"widths": [8, 8, 16]}, "semantic_net": SEM_CFG},
+        "step": 7,
+        "models": {"fusion": fusion.state_dict(), "discriminator": None, "semantic": None},
+        "trained": {"detection": True, "segmentation": True},
+        "class_names": ["people", "car", "bus"],
+        "seg_class_names": ["unlabelled", "car", "person", "bike"],
+        "metrics": {},
+    }
+    torch.save(ckpt, tmp_path / "ckpt.pt")
+    fusion2, _semantic, meta = load_checkpoint_models(tmp_path / "ckpt.pt")
+    # No semantic weights: untrained heads, whatever "trained" says.
+    assert meta["detection_trained"] is False and meta["segmentation_trained"] is False
+    torch.testing.assert_close(fusion2.state_dict()["out.weight"], fusion.state_dict()["out.weight"])
+    out = tmp_path / "fusion_rt.onnx"
+    check = DATA / "roadscene"
+    if not check.is_dir():
+        pytest.skip(f"real data missing: {check}")
+    argv = ["--checkpoint", str(tmp_path / "ckpt.pt"), "--out", str(out), "--input-size", "64", "96"]
+    assert main([*argv, "--check", str(check), "--max-detections", "10"]) == 0
+    report = json.loads(capsys.readouterr().out.split("\n", 1)[1])
+    assert report["frames"] == 4 and report["detections_enforced"] is False
+    meta_props = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    assert meta_props["detection_trained"] == "false" and meta_props["model_name"] == "fusion_rt"
+    assert main(["--checkpoint", str(tmp_path / "missing.pt"), "--out", str(out)]) == 1
+    assert "ERROR:" in capsys.readouterr().err
