@@ -1,0 +1,99 @@
+"""fusion-eval end to end on real TNO pairs: fused folders, an ONNX model through FusionPipeline."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from training.evaluate import SHEET_BASELINES, SHEET_LABEL_HEIGHT, SHEET_TILE_HEIGHT, main
+from training.metrics.fusion import METRICS, fusion_metrics, read_gray
+from training.metrics.reference import REFERENCE_METRICS, load_reference
+
+N_PAIRS = 3
+
+
+@pytest.fixture(scope="module")
+def tno(data_dir: Path) -> Path:
+    path = data_dir / "tno"
+    if not (path / "baselines").is_dir():
+        pytest.skip(f"TNO benchmark with baselines not found at {path}")
+    return path
+
+
+def _csv_rows(path: Path) -> dict[tuple[str, str], dict[str, float]]:
+    with path.open(newline="") as f:
+        return {(r["method"], r["image"]): {n: float(r[n]) for n in METRICS} for r in csv.DictReader(f)}
+
+
+def test_fused_dir_matches_reference_and_lists_every_method(tno: Path, tmp_path: Path) -> None:
+    out = tmp_path / "eval"
+    argv = ["--fused-dir", str(tno / "baselines" / "DenseFuse"), "--data", str(tno), "--out", str(out)]
+    assert main([*argv, "--limit", str(N_PAIRS), "--name", "ours"]) == 0
+
+    baselines = sorted(p.name for p in (tno / "baselines").iterdir() if p.is_dir())
+    table = (out / "metrics.md").read_text()
+    for method in ["ours", *baselines]:
+        assert f"| {method} |" in table
+    assert f"mean over {N_PAIRS} image pairs" in table
+    assert table.count("**") >= 2 * len(METRICS)  # a bold best in every column
+    # ours *is* DenseFuse, so it never beats it: at most len(baselines) - 1 for every metric.
+    assert f"ours beats {len(baselines)} of {len(baselines)}" not in table
+    assert all(f"- {n}: ours beats" in table for n in METRICS)
+
+    rows = _csv_rows(out / "metrics.csv")
+    assert len(rows) == N_PAIRS * (1 + len(baselines))
+    for name in REFERENCE_METRICS:
+        ref = load_reference(tno / "reference_metrics", name)
+        for i in range(1, N_PAIRS + 1):
+            expected = ref["DenseFuse"][i - 1]
+            assert rows[("ours", f"{i:02d}")][name] == pytest.approx(expected, rel=1e-6), name
+            assert rows[("PMGI", f"{i:02d}")][name] == pytest.approx(ref["PMGI"][i - 1], rel=1e-6), name
+
+    sheet = cv2.imread(str(out / "contact_sheet.png"), cv2.IMREAD_COLOR)
+    assert sheet is not None
+    assert sheet.shape[0] == N_PAIRS * (SHEET_TILE_HEIGHT + SHEET_LABEL_HEIGHT)
+    tile_w = round(768 * SHEET_TILE_HEIGHT / 576)  # pairs 01..03 are 768×576
+    assert sheet.shape[1] == tile_w * (2 + 1 + SHEET_BASELINES)
+
+
+def test_model_through_fusion_pipeline(
+    tno: Path, tmp_path: Path, contract_model: Callable[..., Path]
+) -> None:
+    # The contract model fuses as max(IR, visible); at the images' own size nothing is resized.
+    model = contract_model(input_size=(576, 768))
+    baselines = tmp_path / "baselines"
+    (baselines / "U2Fusion").mkdir(parents=True)
+    for i in (1, 2):
+        (baselines / "U2Fusion" / f"{i:02d}.png").write_bytes(
+            (tno / "baselines" / "U2Fusion" / f"{i:02d}.png").read_bytes()
+        )
+    (baselines / "Partial").mkdir()  # lacks images: must be skipped and reported
+    out = tmp_path / "eval"
+    argv = ["--model", str(model), "--data", str(tno), "--baselines", str(baselines), "--out", str(out)]
+    assert main([*argv, "--limit", "2", "--name", "contract"]) == 0
+
+    rows = _csv_rows(out / "metrics.csv")
+    assert sorted({m for m, _ in rows}) == ["U2Fusion", "contract"]
+    ir, vis = read_gray(tno / "ir" / "02.png"), read_gray(tno / "vi" / "02.png")
+    expected = fusion_metrics(np.maximum(ir, vis), ir, vis)
+    for name, value in expected.items():
+        assert rows[("contract", "02")][name] == pytest.approx(value, rel=1e-9), name
+    assert "Skipped baselines (missing images): Partial." in (out / "metrics.md").read_text()
+
+
+def test_errors_exit_1_with_message(tno: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = ["--data", str(tno), "--out", str(tmp_path / "eval"), "--limit", "1"]
+    assert main(["--model", str(tmp_path / "missing.onnx"), *out]) == 1
+    assert "ERROR: model" in capsys.readouterr().err
+    assert main(["--fused-dir", str(tno / "baselines" / "SDNet"), "--name", "SDNet", *out]) == 1
+    assert "is also a baseline folder" in capsys.readouterr().err
+    assert main(["--fused-dir", str(tmp_path), "--data", str(tmp_path), "--out", str(tmp_path / "e")]) == 1
+    assert "no ir/ and vi/ folders" in capsys.readouterr().err
+    assert main(["--checkpoint", str(tmp_path / "missing.pt"), *out]) == 1
+    assert "ERROR: exporting" in capsys.readouterr().err
+    assert not (tmp_path / "eval").exists()

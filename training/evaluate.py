@@ -1,0 +1,300 @@
+"""fusion-eval: fusion metrics of our model (or a folder of fused images) against published baselines.
+
+Writes to --out: ``metrics.md`` (means per method, best in bold, how many baselines ours beats),
+``metrics.csv`` (every image × method) and ``contact_sheet.png`` (IR | VIS | ours | baselines).
+Metric conventions are the reference MATLAB code's; see training/metrics/fusion.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from training.metrics.errors import MetricsError
+from training.metrics.fusion import LOWER_IS_BETTER, METRICS, fusion_metrics, read_gray, to_gray
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+SHEET_PAIRS = 3
+SHEET_BASELINES = 3
+SHEET_TILE_HEIGHT = 192
+SHEET_LABEL_HEIGHT = 24
+
+Fuser = Callable[["SourcePair"], np.ndarray]
+"""Makes (or loads) the fused image of one pair: uint8 BGR H×W×3 or gray H×W."""
+
+Results = dict[str, dict[str, dict[str, float]]]
+"""method → image name → metric → value."""
+
+
+@dataclass(frozen=True)
+class SourcePair:
+    """One registered IR/visible pair of the evaluation set."""
+
+    name: str
+    ir: Path
+    visible: Path
+
+
+def _image_file(folder: Path, stem: str) -> Path | None:
+    for suffix in IMAGE_SUFFIXES:
+        if (path := folder / f"{stem}{suffix}").is_file():
+            return path
+    return None
+
+
+def find_pairs(data_dir: Path, *, limit: int | None = None) -> list[SourcePair]:
+    """Pairs ``ir/NAME.*`` + ``vi/NAME.*`` of a benchmark folder (TNO/RoadScene layout), sorted by name."""
+    ir_dir, vi_dir = data_dir / "ir", data_dir / "vi"
+    if not ir_dir.is_dir() or not vi_dir.is_dir():
+        raise MetricsError(f"{data_dir} has no ir/ and vi/ folders: point --data at a TNO-style benchmark")
+    pairs = []
+    for ir in sorted(p for p in ir_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
+        vis = _image_file(vi_dir, ir.stem)
+        if vis is None:
+            raise MetricsError(f"no visible image for {ir.name} in {vi_dir}: every IR image needs its pair")
+        pairs.append(SourcePair(ir.stem, ir, vis))
+    if not pairs:
+        raise MetricsError(f"no images in {ir_dir}: expected {', '.join(IMAGE_SUFFIXES)} files")
+    return pairs[:limit]
+
+
+def _read_bgr(path: Path) -> np.ndarray:
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise MetricsError(f"cannot read {path}: check that it is a valid image file")
+    return image
+
+
+def dir_fuser(folder: Path) -> Fuser:
+    """Fused images already on disk: ``folder/NAME.*`` for each pair."""
+
+    def fuse(pair: SourcePair) -> np.ndarray:
+        path = _image_file(folder, pair.name)
+        if path is None:
+            raise MetricsError(f"no fused image {pair.name}.* in {folder}: fuse every pair of --data first")
+        return _read_bgr(path)
+
+    return fuse
+
+
+def model_fuser(model: Path) -> Fuser:
+    """Our ONNX model through the product's own runtime (FusionPipeline), fused output in BGR."""
+    try:
+        from fusion_node.pipeline import FusionPipeline, PipelineConfig, PipelineError
+    except ImportError as err:
+        raise MetricsError(
+            f"the fusion_node runtime cannot be imported ({err}): install the package"
+        ) from err
+    try:
+        pipeline = FusionPipeline(PipelineConfig(model_path=model, backend="onnxruntime"))
+    except PipelineError as err:
+        raise MetricsError(f"cannot load {model}: {err}") from err
+
+    def fuse(pair: SourcePair) -> np.ndarray:
+        ir = cv2.imread(str(pair.ir), cv2.IMREAD_GRAYSCALE)
+        vis = cv2.imread(str(pair.visible), cv2.IMREAD_COLOR)
+        if ir is None or vis is None:
+            raise MetricsError(f"cannot read pair {pair.name} ({pair.ir}, {pair.visible})")
+        try:
+            return pipeline.process(ir, vis).fused
+        except PipelineError as err:
+            raise MetricsError(f"the pipeline failed on pair {pair.name}: {err}") from err
+
+    return fuse
+
+
+def export_checkpoint(checkpoint: Path, out_dir: Path) -> Path:
+    """Export a training checkpoint (ablations) to ``out_dir`` with fusion-export, parity checked."""
+    try:
+        from training.export import main as export_main
+    except ImportError as err:
+        raise MetricsError(
+            f"training.export cannot be imported ({err}): export yourself, use --model"
+        ) from err
+    onnx_path = out_dir / f"{checkpoint.stem}.onnx"
+    # fusion-export's CLI owns the checkpoint -> metadata mapping; it prints its own ERROR line.
+    if export_main(["--checkpoint", str(checkpoint), "--out", str(onnx_path)]) != 0:
+        raise MetricsError(f"exporting {checkpoint} failed (see above): check it was written by fusion-train")
+    return onnx_path
+
+
+def find_baselines(
+    baselines_dir: Path | None, pairs: Sequence[SourcePair]
+) -> tuple[dict[str, Fuser], list[str]]:
+    """Baseline methods (sub-folders) holding a fused image for every pair, and those skipped."""
+    if baselines_dir is None or not baselines_dir.is_dir():
+        return {}, []
+    found: dict[str, Fuser] = {}
+    skipped = []
+    for folder in sorted(p for p in baselines_dir.iterdir() if p.is_dir()):
+        if all(_image_file(folder, pair.name) for pair in pairs):
+            found[folder.name] = dir_fuser(folder)
+        else:
+            skipped.append(folder.name)
+    return found, skipped
+
+
+def evaluate(pairs: Sequence[SourcePair], methods: dict[str, Fuser]) -> Results:
+    """Every fusion metric for every method on every pair (sources read as MATLAB gray)."""
+    results: Results = {m: {} for m in methods}
+    for pair in tqdm(pairs, desc="fusion-eval", unit="pair"):
+        ir, vis = read_gray(pair.ir), read_gray(pair.visible)
+        for method, fuse in methods.items():
+            fused = to_gray(fuse(pair))
+            if fused.shape != ir.shape:
+                raise MetricsError(
+                    f"{method} fused {pair.name} is {fused.shape[::-1]}, the sources {ir.shape[::-1]}: "
+                    "fused images must have the sources' size"
+                )
+            results[method][pair.name] = fusion_metrics(fused, ir, vis)
+    return results
+
+
+def means(results: Results) -> dict[str, dict[str, float]]:
+    """method → metric → mean over images."""
+    return {
+        m: {n: float(np.mean([r[n] for r in per.values()])) for n in METRICS} for m, per in results.items()
+    }
+
+
+def _better(a: float, b: float, metric: str) -> bool:
+    return a < b if metric in LOWER_IS_BETTER else a > b
+
+
+def write_csv(results: Results, path: Path) -> None:
+    """One row per (method, image) with every metric."""
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["method", "image", *METRICS])
+        for method, per in results.items():
+            for image, values in per.items():
+                writer.writerow([method, image, *(repr(values[n]) for n in METRICS)])
+
+
+def markdown_table(results: Results, ours: str, *, skipped: Sequence[str] = ()) -> str:
+    """Means per method (rows) and metric (columns), best per column in bold, then ours vs baselines."""
+    avg = means(results)
+    baselines = [m for m in avg if m != ours]
+    best = {n: (min if n in LOWER_IS_BETTER else max)(v[n] for v in avg.values()) for n in METRICS}
+    n_images = len(next(iter(results.values())))
+    lines = [
+        f"# Fusion metrics: {ours} vs {len(baselines)} baselines, mean over {n_images} image pairs",
+        "",
+        "| method | " + " | ".join(METRICS) + " |",
+        "|---|" + "---:|" * len(METRICS),
+    ]
+    for method, values in avg.items():
+        cells = [f"**{values[n]:.4f}**" if values[n] == best[n] else f"{values[n]:.4f}" for n in METRICS]
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    lines += ["", f"Higher is better except {', '.join(sorted(LOWER_IS_BETTER))}.", ""]
+    for n in METRICS:
+        beaten = [b for b in baselines if _better(avg[ours][n], avg[b][n], n)]
+        lines.append(f"- {n}: {ours} beats {len(beaten)} of {len(baselines)} baselines")
+    lines += [
+        "",
+        "Conventions: the MATLAB code of Linfeng-Tang/Image-Fusion (quirks included; SSIM is the sum over "
+        "both sources); see training/metrics/fusion.py.",
+    ]
+    if skipped:
+        lines.append(f"Skipped baselines (missing images): {', '.join(skipped)}.")
+    return "\n".join(lines) + "\n"
+
+
+def _tile(image: np.ndarray, label: str) -> np.ndarray:
+    bgr = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.ndim == 2 else image
+    width = round(bgr.shape[1] * SHEET_TILE_HEIGHT / bgr.shape[0])
+    tile = cv2.resize(bgr, (width, SHEET_TILE_HEIGHT), interpolation=cv2.INTER_AREA)
+    band = np.full((SHEET_LABEL_HEIGHT, width, 3), 255, np.uint8)
+    cv2.putText(
+        band, label, (4, SHEET_LABEL_HEIGHT - 7), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA
+    )
+    return np.vstack([band, tile])
+
+
+def contact_sheet(pairs: Sequence[SourcePair], methods: dict[str, Fuser]) -> np.ndarray:
+    """Rows of labelled tiles IR | VIS | each method, one row per pair; rows padded to one width."""
+    rows = []
+    for pair in pairs:
+        tiles = [_tile(_read_bgr(pair.ir), f"IR {pair.name}"), _tile(_read_bgr(pair.visible), "VIS")]
+        tiles += [_tile(fuse(pair), method) for method, fuse in methods.items()]
+        rows.append(np.hstack(tiles))
+    width = max(r.shape[1] for r in rows)
+    return np.vstack(
+        [
+            cv2.copyMakeBorder(r, 0, 0, 0, width - r.shape[1], cv2.BORDER_CONSTANT, value=(255, 255, 255))
+            for r in rows
+        ]
+    )
+
+
+def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="fusion-eval", description=__doc__.splitlines()[0])
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", type=Path, help="exported ONNX model (run through FusionPipeline)")
+    source.add_argument("--checkpoint", type=Path, help="training checkpoint, exported to a temp ONNX")
+    source.add_argument(
+        "--fused-dir", type=Path, help="evaluate existing fused images NAME.* instead of a model"
+    )
+    parser.add_argument(
+        "--data", type=Path, default=Path("../shared/data/tno"), help="folder with ir/ and vi/"
+    )
+    parser.add_argument("--baselines", type=Path, help="folder of <method>/NAME.* (default: DATA/baselines)")
+    parser.add_argument("--out", type=Path, default=Path("runs/eval_tno"), help="output folder")
+    parser.add_argument("--name", default="ours", help="row name of the evaluated method")
+    parser.add_argument("--limit", type=int, help="evaluate only the first N pairs (quick checks)")
+    return parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> Path:
+    """Evaluate as the parsed command line says; returns the markdown table's path."""
+    pairs = find_pairs(args.data, limit=args.limit)
+    baselines, skipped = find_baselines(args.baselines or args.data / "baselines", pairs)
+    if args.name in baselines:
+        raise MetricsError(
+            f"--name {args.name!r} is also a baseline folder: pick another name for the table row"
+        )
+    with tempfile.TemporaryDirectory(prefix="fusion-eval-") as tmp:
+        if args.fused_dir is not None:
+            ours = dir_fuser(args.fused_dir)
+        else:
+            model = export_checkpoint(args.checkpoint, Path(tmp)) if args.checkpoint else args.model
+            if not model.is_file():
+                raise MetricsError(
+                    f"model {model} not found: export one with fusion-export or pass --fused-dir"
+                )
+            ours = model_fuser(model)
+        methods = {args.name: ours, **baselines}
+        results = evaluate(pairs, methods)
+        sheet = contact_sheet(pairs[:SHEET_PAIRS], dict(list(methods.items())[: 1 + SHEET_BASELINES]))
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_csv(results, args.out / "metrics.csv")
+    table = args.out / "metrics.md"
+    table.write_text(markdown_table(results, args.name, skipped=skipped))
+    cv2.imwrite(str(args.out / "contact_sheet.png"), sheet)
+    return table
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``fusion-eval`` entry point; errors print ``ERROR: ...`` and exit 1."""
+    args = _parse_args(argv)
+    try:
+        table = run(args)
+    except MetricsError as err:
+        print(f"ERROR: {err}", file=sys.stderr)
+        return 1
+    print(table.read_text())
+    print(f"wrote {args.out}/metrics.md, metrics.csv, contact_sheet.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

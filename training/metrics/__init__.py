@@ -1,0 +1,1 @@
+"""Evaluation metrics: fusion quality (reference-matched), detection mAP, segmentation IoU."""
