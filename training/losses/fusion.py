@@ -1,0 +1,87 @@
+"""Fusion loss (the upper level's primary goal): intensity, gradient and SSIM terms."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from training.losses.errors import LossError
+from training.losses.filters import sobel_magnitude
+from training.losses.saliency import saliency_mask, saliency_target
+from training.losses.ssim import ssim
+
+
+@dataclass
+class FusionLossConfig:
+    """Weights of the fusion loss terms and the saliency-mask settings (YAML section ``fusion_loss``).
+
+    Attributes:
+        w_intensity: L1 to the saliency target m·IR + (1−m)·VIS_Y.
+        w_gradient: L1 between |∇fused| and max(|∇IR|, |∇VIS_Y|) (Sobel magnitudes).
+        w_ssim: weight of the SSIM term.
+        ssim_ir_share: the SSIM term is share·(1−SSIM(f, IR)) + (1−share)·(1−SSIM(f, VIS_Y)).
+        saliency_*: see training/losses/saliency.py.
+    """
+
+    w_intensity: float = 1.0
+    w_gradient: float = 1.0
+    w_ssim: float = 1.0
+    ssim_ir_share: float = 0.5
+    saliency_bg_sigma: float = 24.0
+    saliency_smooth_sigma: float = 2.0
+    saliency_quantile: float = 0.99
+    saliency_min_contrast: float = 0.05
+
+    def __post_init__(self) -> None:
+        if min(self.w_intensity, self.w_gradient, self.w_ssim) < 0:
+            raise LossError(f"fusion_loss weights must be >= 0, got {self}")
+        if not 0.0 <= self.ssim_ir_share <= 1.0:
+            raise LossError(f"fusion_loss.ssim_ir_share must be in [0, 1], got {self.ssim_ir_share}")
+        if not 0.0 < self.saliency_quantile <= 1.0:
+            raise LossError(f"fusion_loss.saliency_quantile must be in (0, 1], got {self.saliency_quantile}")
+
+
+def mask_for(ir: torch.Tensor, vis_y: torch.Tensor, cfg: FusionLossConfig) -> torch.Tensor:
+    """The saliency mask with this config's settings."""
+    return saliency_mask(
+        ir,
+        vis_y,
+        bg_sigma=cfg.saliency_bg_sigma,
+        smooth_sigma=cfg.saliency_smooth_sigma,
+        quantile=cfg.saliency_quantile,
+        min_contrast=cfg.saliency_min_contrast,
+    )
+
+
+def fusion_loss(
+    fused_y: torch.Tensor,
+    ir: torch.Tensor,
+    vis_y: torch.Tensor,
+    cfg: FusionLossConfig,
+    *,
+    mask: torch.Tensor | None = None,
+) -> dict[str, torch.Tensor]:
+    """Named fusion loss terms (weighted) and their sum "total"; all inputs [N,1,H,W] in 0..1.
+
+    `mask` is the saliency mask if the caller already has it (computed from ir/vis_y otherwise).
+    """
+    if fused_y.shape != ir.shape or ir.shape != vis_y.shape or ir.shape[1] != 1:
+        raise LossError(
+            f"fusion_loss needs fused_y, ir, vis_y all [N,1,H,W] alike, got "
+            f"{tuple(fused_y.shape)}, {tuple(ir.shape)}, {tuple(vis_y.shape)}"
+        )
+    fused_y = fused_y.float()
+    m = mask_for(ir, vis_y, cfg) if mask is None else mask
+    intensity = F.l1_loss(fused_y, saliency_target(ir, vis_y, m))
+    grad_target = torch.maximum(sobel_magnitude(ir), sobel_magnitude(vis_y))
+    gradient = F.l1_loss(sobel_magnitude(fused_y), grad_target)
+    share = cfg.ssim_ir_share
+    ssim_term = share * (1.0 - ssim(fused_y, ir)) + (1.0 - share) * (1.0 - ssim(fused_y, vis_y))
+    terms = {
+        "intensity": cfg.w_intensity * intensity,
+        "gradient": cfg.w_gradient * gradient,
+        "ssim": cfg.w_ssim * ssim_term,
+    }
+    return {**terms, "total": terms["intensity"] + terms["gradient"] + terms["ssim"]}
