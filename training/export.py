@@ -1,0 +1,399 @@
+"""ONNX export of the inference graph (uint8 IR + BGR in; fused image, detections, segmentation out).
+
+The graph and its metadata follow docs/model_contract.md. Steps (timm utils/onnx.py, ultralytics
+exporter): dry run, ``torch.onnx.export`` (TorchScript exporter, for the NMS symbolic) with named
+dynamic axes, ``onnx.checker`` full check, metadata_props, ONNX Runtime parity against PyTorch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, cast
+
+import cv2
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+from torch import nn
+
+from training.models.color import bgr_to_ycrcb, ycrcb_to_bgr
+from training.models.decode import decode_detections
+from training.models.errors import ModelConfigError
+from training.models.fusion import FusionNetConfig, build_fusion_net
+from training.models.semantic import SemanticNet, SemanticNetConfig
+
+CONTRACT = "fusion_node/1"
+SIZE_DIVISOR = 32
+INPUTS = ["ir", "visible"]
+OUTPUTS = ["fused", "boxes", "scores", "classes", "num_detections", "segmentation"]
+# Keys the caller supplies; the graph-derived ones are filled in by export_onnx.
+CALLER_KEYS = (
+    "model_name",
+    "class_names",
+    "seg_class_names",
+    "detection_trained",
+    "segmentation_trained",
+    "description",
+)
+DEFAULT_CHECK_DIR = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "tno"
+MIN_SEG_AGREEMENT = 0.999
+Frame = tuple[np.ndarray, np.ndarray]  # (ir uint8 H×W, visible uint8 H×W×3 BGR)
+
+
+class ExportError(RuntimeError):
+    """The export cannot produce a model that honours the contract (message says what and how to fix)."""
+
+
+class InferenceGraph(nn.Module):
+    """uint8 ``ir`` [N,1,H,W] + uint8 BGR ``visible`` [N,3,H,W] -> the contract's six outputs."""
+
+    def __init__(
+        self,
+        fusion: nn.Module,
+        semantic: SemanticNet,
+        *,
+        score_threshold: float = 0.05,
+        nms_iou_threshold: float = 0.6,
+        max_detections: int = 100,
+    ) -> None:
+        super().__init__()
+        self.fusion = fusion
+        self.semantic = semantic
+        self.score_threshold = score_threshold
+        self.nms_iou_threshold = nms_iou_threshold
+        self.max_detections = max_detections
+
+    def forward(self, ir: torch.Tensor, visible: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        ycrcb = bgr_to_ycrcb(visible.float() / 255.0)  # [N, 3, H, W]
+        fused_y = self.fusion(ir.float() / 255.0, ycrcb[:, :1])  # [N, 1, H, W]
+        bgr = ycrcb_to_bgr(torch.cat([fused_y, ycrcb[:, 1:]], dim=1))
+        fused = (bgr * 255.0).round().clamp(0, 255).to(torch.uint8)  # [N, 3, H, W]
+        # The semantic net sees exactly what the uint8 output represents, so torch and ORT agree.
+        out = self.semantic(fused.float() / 255.0)
+        boxes, scores, classes, num = decode_detections(
+            out,
+            self.semantic.strides,
+            score_threshold=self.score_threshold,
+            nms_iou_threshold=self.nms_iou_threshold,
+            max_detections=self.max_detections,
+        )
+        seg = cast(torch.Tensor, out["seg"])  # [N, S, H, W] logits
+        return fused, boxes, scores, classes, num, seg.argmax(1).to(torch.uint8)
+
+
+def _metadata(graph: InferenceGraph, caller: dict[str, str], input_size: tuple[int, int]) -> dict[str, str]:
+    missing = [k for k in CALLER_KEYS if k not in caller]
+    if missing:
+        raise ExportError(f"metadata lacks {missing}: pass every key of docs/model_contract.md's table")
+    for key in ("class_names", "seg_class_names"):
+        try:
+            json.loads(caller[key])
+        except json.JSONDecodeError as err:
+            raise ExportError(f"metadata[{key!r}] must be a JSON list, got {caller[key]!r}") from err
+    return {
+        **caller,
+        "contract": CONTRACT,
+        "input_height": str(input_size[0]),
+        "input_width": str(input_size[1]),
+        "size_divisor": str(SIZE_DIVISOR),
+        "max_detections": str(graph.max_detections),
+        "score_threshold": str(graph.score_threshold),
+        "nms_iou_threshold": str(graph.nms_iou_threshold),
+    }
+
+
+def _synthetic_frame(size: tuple[int, int]) -> Frame:
+    """A deterministic structured pair (gradients + blobs) for parity when no real frames are given."""
+    h, w = size
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    ir = (127 + 100 * np.sin(xx / 9.0) * np.cos(yy / 13.0)).astype(np.uint8)
+    vis = np.stack([xx * 255 / w, yy * 255 / h, (xx + yy) * 127 / (h + w)], axis=2).astype(np.uint8)
+    return ir, vis
+
+
+def export_onnx(
+    fusion: nn.Module,
+    semantic: SemanticNet,
+    out_path: str | Path,
+    *,
+    metadata: dict[str, str],
+    input_size: tuple[int, int] = (480, 640),
+    opset: int = 17,
+    max_detections: int = 100,
+    score_threshold: float = 0.05,
+    nms_iou_threshold: float = 0.6,
+    frames: Sequence[Frame] | None = None,
+) -> Path:
+    """Export the inference graph to ``out_path`` and verify it (raises ExportError on any failure).
+
+    ``metadata`` holds the caller's keys (model_name, class_names, seg_class_names as JSON,
+    detection_trained, segmentation_trained, description); the graph-derived ones are added here.
+    Parity runs on ``frames`` (default: one synthetic pair).
+    """
+    return _export_verified(
+        fusion,
+        semantic,
+        out_path,
+        metadata=metadata,
+        input_size=input_size,
+        opset=opset,
+        max_detections=max_detections,
+        score_threshold=score_threshold,
+        nms_iou_threshold=nms_iou_threshold,
+        frames=frames,
+    )[0]
+
+
+def _export_verified(
+    fusion: nn.Module,
+    semantic: SemanticNet,
+    out_path: str | Path,
+    *,
+    metadata: dict[str, str],
+    input_size: tuple[int, int],
+    opset: int,
+    max_detections: int,
+    score_threshold: float,
+    nms_iou_threshold: float,
+    frames: Sequence[Frame] | None,
+) -> tuple[Path, dict[str, Any]]:
+    """export_onnx, also returning the parity report."""
+    h, w = input_size
+    if h % SIZE_DIVISOR or w % SIZE_DIVISOR:
+        raise ExportError(
+            f"input size {input_size} is not a multiple of {SIZE_DIVISOR}: pick e.g. (480, 640)"
+        )
+    graph = InferenceGraph(
+        fusion,
+        semantic,
+        score_threshold=score_threshold,
+        nms_iou_threshold=nms_iou_threshold,
+        max_detections=max_detections,
+    ).eval()
+    props = _metadata(graph, metadata, input_size)
+    ir = torch.zeros(1, 1, h, w, dtype=torch.uint8)
+    visible = torch.zeros(1, 3, h, w, dtype=torch.uint8)
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            # The NMS Function's eager body is traced but replaced by its symbolic: its warnings are noise.
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            graph(ir, visible)  # dry run: fails here, with a torch trace, rather than inside the exporter
+            image = {0: "N", 2: "H", 3: "W"}
+            torch.onnx.export(
+                graph,
+                (ir, visible),
+                str(out_path),
+                input_names=INPUTS,
+                output_names=OUTPUTS,
+                opset_version=opset,
+                dynamo=False,
+                dynamic_axes={
+                    "ir": image,
+                    "visible": image,
+                    "fused": image,
+                    "boxes": {0: "N"},
+                    "scores": {0: "N"},
+                    "classes": {0: "N"},
+                    "num_detections": {0: "N"},
+                    "segmentation": {0: "N", 1: "H", 2: "W"},
+                },
+            )
+        model = onnx.load(str(out_path))
+        onnx.checker.check_model(model, full_check=True)
+    except (RuntimeError, onnx.checker.ValidationError) as err:
+        raise ExportError(f"exporting {out_path} failed: {err}") from err
+    for key, value in props.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save(model, str(out_path))
+    report = check_parity(out_path, graph, list(frames) if frames else [_synthetic_frame(input_size)])
+    return out_path, report
+
+
+def _match_detections(a: tuple[np.ndarray, ...], b: tuple[np.ndarray, ...]) -> bool:
+    """Same detections, order-free (near-equal scores may swap): same count, each pairs up by class/box."""
+    (boxes_a, cls_a), (boxes_b, cls_b) = a, b
+    if len(cls_a) != len(cls_b):
+        return False
+    unused = np.ones(len(cls_b), dtype=bool)
+    for box, cls in zip(boxes_a, cls_a, strict=True):
+        close = np.all(np.abs(boxes_b - box) <= 1e-3 * np.maximum(1.0, np.abs(box)), axis=1)
+        hit = np.flatnonzero(unused & close & (cls_b == cls))
+        if not len(hit):
+            return False
+        unused[hit[0]] = False
+    return True
+
+
+def check_parity(onnx_path: str | Path, graph: InferenceGraph, frames: Sequence[Frame]) -> dict[str, Any]:
+    """Run ``frames`` (resized to the model's input size) through ORT and PyTorch and compare.
+
+    Detection parity is enforced only when the model's ``detection_trained`` is true: an untrained
+    head's near-equal scores make NMS choices arbitrary, and the runtime does not publish them.
+
+    Returns:
+        {"frames", "fused_max_abs_diff", "detections_torch", "detections_onnx", "detections_match",
+        "detections_enforced", "segmentation_agreement"}; raises ExportError when out of tolerance.
+    """
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    meta = session.get_modelmeta().custom_metadata_map
+    size = (int(meta["input_width"]), int(meta["input_height"]))
+    enforce_det = meta.get("detection_trained") == "true"
+    fused_diff, det_torch, det_onnx, seg_equal, seg_total, det_match = 0, 0, 0, 0, 0, True
+    for ir_img, vis_img in frames:
+        ir = cv2.resize(ir_img, size, interpolation=cv2.INTER_AREA)[None, None]
+        vis = cv2.resize(vis_img, size, interpolation=cv2.INTER_AREA).transpose(2, 0, 1)[None]
+        ours = session.run(OUTPUTS, {"ir": np.ascontiguousarray(ir), "visible": np.ascontiguousarray(vis)})
+        with torch.no_grad():
+            ref = [t.numpy() for t in graph(torch.from_numpy(ir), torch.from_numpy(vis))]
+        fused_diff = max(fused_diff, int(np.abs(ours[0].astype(np.int16) - ref[0].astype(np.int16)).max()))
+        n_o, n_r = int(ours[4][0]), int(ref[4][0])
+        det_onnx, det_torch = det_onnx + n_o, det_torch + n_r
+        det_match &= _match_detections(
+            (ref[1][0, :n_r], ref[3][0, :n_r]), (ours[1][0, :n_o], ours[3][0, :n_o])
+        )
+        seg_equal += int((ours[5] == ref[5]).sum())
+        seg_total += ours[5].size
+    report = {
+        "frames": len(frames),
+        "fused_max_abs_diff": fused_diff,
+        "detections_torch": det_torch,
+        "detections_onnx": det_onnx,
+        "detections_match": det_match,
+        "detections_enforced": enforce_det,
+        "segmentation_agreement": seg_equal / max(seg_total, 1),
+    }
+    problems = []
+    if fused_diff > 1:
+        problems.append(f"fused image differs by {fused_diff} grey levels (limit 1)")
+    if enforce_det and not det_match:
+        problems.append(f"detections differ (torch {det_torch}, onnx {det_onnx})")
+    if report["segmentation_agreement"] < MIN_SEG_AGREEMENT:
+        problems.append(
+            f"segmentation agreement {report['segmentation_agreement']:.5f} < {MIN_SEG_AGREEMENT}"
+        )
+    if problems:
+        raise ExportError(f"ONNX Runtime parity failed for {onnx_path}: {'; '.join(problems)} ({report})")
+    return report
+
+
+def _section(config: dict[str, Any], name: str) -> dict[str, Any]:
+    section = config.get(name) or {}
+    if not isinstance(section, dict):
+        raise ExportError(f"checkpoint config section {name!r} is not a mapping: re-save the checkpoint")
+    return dict(section)
+
+
+def load_checkpoint_models(path: str | Path) -> tuple[nn.Module, SemanticNet, dict[str, Any]]:
+    """Build the fusion and semantic nets from a training checkpoint.
+
+    A checkpoint without semantic weights yields an untrained semantic net of the configured size,
+    and ``meta`` marks its heads untrained (from ``ckpt["trained"]``).
+
+    Returns:
+        (fusion, semantic, meta) with meta keys class_names, seg_class_names, detection_trained,
+        segmentation_trained, description.
+    """
+    path = Path(path)
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        config, models = ckpt["config"], ckpt["models"]
+        class_names, seg_class_names = list(ckpt["class_names"]), list(ckpt["seg_class_names"])
+    except (OSError, RuntimeError, KeyError, TypeError) as err:
+        raise ExportError(
+            f"cannot read checkpoint {path}: {err!r}; pass a file written by fusion-train"
+        ) from err
+    sem_section = _section(config, "semantic_net")
+    for key, names in (("num_classes", class_names), ("num_seg_classes", seg_class_names)):
+        if sem_section.setdefault(key, len(names)) != len(names):
+            raise ExportError(
+                f"{path}: semantic_net.{key}={sem_section[key]} but there are {len(names)} names"
+            )
+    try:
+        fusion = build_fusion_net(FusionNetConfig(**_section(config, "fusion_net")))
+        semantic = SemanticNet(SemanticNetConfig(**sem_section))
+        fusion.load_state_dict(models["fusion"])
+        if models.get("semantic") is not None:
+            semantic.load_state_dict(models["semantic"])
+    except (ModelConfigError, TypeError, RuntimeError) as err:
+        raise ExportError(f"{path}: the config does not build the saved networks: {err}") from err
+    trained = ckpt.get("trained", {}) if models.get("semantic") is not None else {}
+    meta = {
+        "class_names": class_names,
+        "seg_class_names": seg_class_names,
+        "detection_trained": bool(trained.get("detection", False)),
+        "segmentation_trained": bool(trained.get("segmentation", False)),
+        "description": f"{path.name}: step {ckpt.get('step', '?')}, fusion {fusion.__class__.__name__}, "
+        f"metrics {json.dumps(ckpt.get('metrics', {}), default=str)}",
+    }
+    return fusion.eval(), semantic.eval(), meta
+
+
+def _read_frames(folder: Path, limit: int = 4) -> list[Frame]:
+    """Up to ``limit`` (ir, visible) pairs from ``folder``/ir and ``folder``/vi with matching names."""
+    frames = []
+    for ir_path in sorted((folder / "ir").glob("*"))[:limit]:
+        vis_path = folder / "vi" / ir_path.name
+        ir = cv2.imread(str(ir_path), cv2.IMREAD_GRAYSCALE)
+        vis = cv2.imread(str(vis_path), cv2.IMREAD_COLOR)
+        if ir is None or vis is None:
+            raise ExportError(f"cannot read the pair {ir_path} / {vis_path}: --check needs DIR/ir and DIR/vi")
+        frames.append((ir, vis))
+    if not frames:
+        raise ExportError(f"no frames under {folder}/ir: --check needs DIR/ir/NAME and DIR/vi/NAME")
+    return frames
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``fusion-export``: checkpoint -> contract ONNX, with ONNX Runtime parity on real frames."""
+    parser = argparse.ArgumentParser(prog="fusion-export", description=__doc__)
+    parser.add_argument("--checkpoint", required=True, type=Path)
+    parser.add_argument("--out", default=Path("models/fusion_rt.onnx"), type=Path)
+    parser.add_argument("--input-size", nargs=2, type=int, default=(480, 640), metavar=("H", "W"))
+    parser.add_argument("--max-detections", type=int, default=100)
+    parser.add_argument("--score-threshold", type=float, default=0.05)
+    parser.add_argument("--nms-iou-threshold", type=float, default=0.6)
+    parser.add_argument("--check", type=Path, help="folder with ir/ and vi/ pairs (default: TNO if present)")
+    args = parser.parse_args(argv)
+    try:
+        fusion, semantic, meta = load_checkpoint_models(args.checkpoint)
+        check_dir = args.check or (DEFAULT_CHECK_DIR if DEFAULT_CHECK_DIR.is_dir() else None)
+        frames = _read_frames(check_dir) if check_dir else None
+        metadata = {
+            "model_name": args.out.stem,
+            "class_names": json.dumps(meta["class_names"]),
+            "seg_class_names": json.dumps(meta["seg_class_names"]),
+            "detection_trained": json.dumps(meta["detection_trained"]),
+            "segmentation_trained": json.dumps(meta["segmentation_trained"]),
+            "description": meta["description"],
+        }
+        out, report = _export_verified(
+            fusion,
+            semantic,
+            args.out,
+            metadata=metadata,
+            input_size=tuple(args.input_size),
+            opset=17,
+            max_detections=args.max_detections,
+            score_threshold=args.score_threshold,
+            nms_iou_threshold=args.nms_iou_threshold,
+            frames=frames,
+        )
+    except ExportError as err:
+        print(f"ERROR: {err}", file=sys.stderr)
+        return 1
+    print(f"wrote {out}")
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
