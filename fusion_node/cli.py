@@ -69,8 +69,7 @@ def _demo(args: argparse.Namespace) -> int:
         raise CliError(
             f"the demo needs ROS 2 (rclpy, vision_msgs): {err}. Run scripts/demo.sh, which sets them up"
         ) from err
-    run_demo(args.output, model_path=args.model)
-    return 0
+    return run_demo(args.output, model_path=args.model)
 
 
 def _bench(args: argparse.Namespace) -> int:

@@ -1,0 +1,52 @@
+"""Pipeline results -> rclpy messages; every output takes the visible frame's header."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from sensor_msgs.msg import Image
+from std_msgs.msg import Header
+from vision_msgs.msg import Detection2D, Detection2DArray, ObjectHypothesisWithPose
+
+from fusion_node.pipeline import Detection, numpy_to_image_fields
+
+
+def image_msg(image: np.ndarray, encoding: str, header: Header) -> Image:
+    """A sensor_msgs/Image of `image` ("bgr8" H×W×3 or "mono8" H×W) with `header`."""
+    return Image(header=header, **numpy_to_image_fields(image, encoding))
+
+
+def detections_msg(detections: Sequence[Detection], header: Header) -> Detection2DArray:
+    """A Detection2DArray: box centre and size in visible pixels, class NAME as class_id.
+
+    `id` stays empty (the message's "no track id") and each hypothesis' pose stays identity: the
+    detector neither tracks nor knows 3D poses. Same fields as the replay's bags.
+    """
+    out = Detection2DArray(header=header)
+    for det in detections:
+        x1, y1, x2, y2 = det.box
+        item = Detection2D(header=header)
+        item.bbox.center.position.x = (x1 + x2) / 2.0
+        item.bbox.center.position.y = (y1 + y2) / 2.0
+        item.bbox.size_x = float(x2 - x1)
+        item.bbox.size_y = float(y2 - y1)
+        hypothesis = ObjectHypothesisWithPose()
+        hypothesis.hypothesis.class_id = det.class_name
+        hypothesis.hypothesis.score = float(det.score)
+        item.results.append(hypothesis)
+        out.detections.append(item)
+    return out
+
+
+def diagnostics_msg(
+    header: Header, name: str, hardware_id: str, level: bytes, message: str, values: Mapping[str, object]
+) -> DiagnosticArray:
+    """A DiagnosticArray with one status; floats are written with three decimals."""
+    status = DiagnosticStatus(level=level, name=name, message=message, hardware_id=hardware_id)
+    status.values = [
+        KeyValue(key=key, value=f"{value:.3f}" if isinstance(value, float) else str(value))
+        for key, value in values.items()
+    ]
+    return DiagnosticArray(header=header, status=[status])

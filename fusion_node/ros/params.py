@@ -1,0 +1,123 @@
+"""The node's parameters: one table of names, defaults, descriptions and ranges.
+
+Ranges go into the ParameterDescriptor so that rclpy itself rejects out-of-range values, at
+start-up and at run time. Everything but the two thresholds is read-only: topics, QoS and the
+model are fixed for the node's lifetime.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+
+RUNTIME_PARAMETERS = ("score_threshold", "nms_iou_threshold")
+
+
+class NodeConfigError(Exception):
+    """A parameter value the node cannot start with; the message names it and the fix."""
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One parameter: default (or a Parameter.Type when it has none), meaning and limits."""
+
+    name: str
+    default: Any
+    description: str
+    limits: tuple[float, float] | None = None
+    choices: tuple[str, ...] = ()
+
+    def descriptor(self) -> ParameterDescriptor:
+        """The descriptor rclpy enforces (type from the default, range, read-only)."""
+        description = self.description
+        if self.choices:
+            description += f" One of: {', '.join(self.choices)}."
+        descriptor = ParameterDescriptor(
+            description=description, read_only=self.name not in RUNTIME_PARAMETERS
+        )
+        if self.limits is not None and isinstance(self.default, float):
+            descriptor.floating_point_range = [
+                FloatingPointRange(from_value=self.limits[0], to_value=self.limits[1])
+            ]
+        elif self.limits is not None:
+            low, high = (int(v) for v in self.limits)
+            descriptor.integer_range = [IntegerRange(from_value=low, to_value=high, step=1)]
+        return descriptor
+
+
+SPECS = (
+    Spec("ir_topic", "ir/image_raw", "Infrared image topic (sensor_msgs/Image, or its /compressed)."),
+    Spec(
+        "visible_topic", "visible/image_raw", "Visible image topic (sensor_msgs/Image, or its /compressed)."
+    ),
+    Spec("ir_transport", "raw", "How the infrared camera publishes.", choices=("raw", "compressed")),
+    Spec("visible_transport", "raw", "How the visible camera publishes.", choices=("raw", "compressed")),
+    Spec("model_path", "", "ONNX model (or TensorRT engine) file; empty = the package's default model."),
+    Spec("backend", "onnxruntime", "Inference backend.", choices=("onnxruntime", "tensorrt")),
+    Spec("device", "cpu", "Inference device: cpu, cuda or cuda:N."),
+    Spec("threads", 0, "CPU inference threads; 0 = ONNX Runtime's default.", limits=(0, 256)),
+    Spec("engine_cache_dir", "", "Where TensorRT engines are cached; empty = the pipeline's default."),
+    Spec("score_threshold", 0.35, "Minimum detection score (changeable at run time).", limits=(0.0, 1.0)),
+    Spec(
+        "nms_iou_threshold", 0.5, "Class-wise NMS IoU in (0, 1] (changeable at run time).", limits=(0.0, 1.0)
+    ),
+    Spec("slop_s", 0.05, "Largest stamp difference of an IR/visible pair, seconds.", limits=(0.0, 10.0)),
+    Spec("queue_depth", 10, "Subscription depth and unpaired frames kept per camera.", limits=(1, 1000)),
+    Spec(
+        "reliability",
+        "best_effort",
+        "Subscription reliability: best_effort = SensorDataQoS; reliable for bags played with reliable QoS.",
+        choices=("best_effort", "reliable"),
+    ),
+    Spec(
+        "homography",
+        Parameter.Type.DOUBLE_ARRAY,
+        "Row-major 3x3 homography mapping IR pixels into the visible image; unset or empty = none.",
+    ),
+    Spec("agc_mode", "auto", "Automatic gain control of 16-bit IR.", choices=("auto", "on", "off")),
+    Spec("agc_low_percentile", 1.0, "AGC lower percentile of IR counts.", limits=(0.0, 100.0)),
+    Spec("agc_high_percentile", 99.0, "AGC upper percentile of IR counts.", limits=(0.0, 100.0)),
+    Spec("agc_smoothing", 0.9, "AGC temporal smoothing of the range (0 = none).", limits=(0.0, 0.99)),
+    Spec("publish_fused", True, "Publish ~/fused (bgr8)."),
+    Spec("publish_detections", True, "Publish ~/detections (vision_msgs/Detection2DArray)."),
+    Spec("publish_segmentation", True, "Publish ~/segmentation (mono8 ids) and ~/segmentation/color."),
+    Spec("publish_debug_image", True, "Publish ~/debug_image (fused image with boxes and segmentation)."),
+    Spec("diagnostics_period_s", 1.0, "Period of /diagnostics messages, seconds.", limits=(0.1, 60.0)),
+    Spec("input_timeout_s", 2.0, "Warn when a camera is silent this long, seconds.", limits=(0.1, 3600.0)),
+)
+
+
+def declare(node: Node) -> dict[str, Any]:
+    """Declare every parameter on `node` and return the values.
+
+    rclpy enforces types and ranges; the pipeline checks homography and AGC values.
+
+    Raises:
+        NodeConfigError: a string parameter outside its choices.
+    """
+    values: dict[str, Any] = {}
+    for spec in SPECS:
+        value = node.declare_parameter(spec.name, spec.default, spec.descriptor()).value
+        if spec.choices and value not in spec.choices:
+            raise NodeConfigError(
+                f"parameter {spec.name}={value!r} is invalid; use one of {', '.join(spec.choices)}"
+            )
+        values[spec.name] = value
+    values["homography"] = list(values["homography"] or [])  # unset (None) and [] mean: none
+    return values
+
+
+def check_runtime_change(parameters: list[Parameter]) -> str | None:
+    """Why a run-time change must be refused, or None when it is fine.
+
+    rclpy has already enforced types, closed ranges (NaN fails them) and read-only; an IoU of 0
+    would make NMS drop every overlapping box of a class, so the pipeline wants (0, 1].
+    """
+    for parameter in parameters:
+        if parameter.name == "nms_iou_threshold" and parameter.value <= 0.0:
+            return f"nms_iou_threshold must be above 0 (got {parameter.value}); use e.g. 0.5"
+    return None

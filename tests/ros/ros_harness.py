@@ -1,0 +1,211 @@
+"""Real-DDS test harness: the node in a subprocess, a test client node in this process.
+
+Every wait is bounded; nothing sleeps in place of a check.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import rclpy
+import yaml
+from rclpy.context import Context
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import QoSProfile
+from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import Header
+
+from fusion_node.pipeline import numpy_to_image_fields
+
+REPO = Path(__file__).resolve().parents[2]
+DATA_DIR = REPO / ".." / "shared" / "data"
+NODE = "/fusion_node"
+IR_FRAME, VISIBLE_FRAME = "ir_optical_frame", "visible_optical_frame"
+
+
+def domain_id(offset: int) -> int:
+    """A DDS domain for one test module: distinct per module (offset) and per concurrent run (pid)."""
+    if not 0 <= offset < 4:
+        raise ValueError(f"offset {offset} outside 0..3")
+    return 101 + (os.getpid() % 28) * 4 + offset
+
+
+def ros_env(domain: int) -> dict[str, str]:
+    """Environment of an isolated, local-only ROS graph."""
+    env = dict(os.environ)
+    env.update(
+        ROS_DOMAIN_ID=str(domain),
+        ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
+        ROS_LOCALHOST_ONLY="1",
+        PYTHONUNBUFFERED="1",
+        RCUTILS_COLORIZED_OUTPUT="0",
+    )
+    return env
+
+
+def real_pair(height: int = 240, width: int = 320) -> tuple[np.ndarray, np.ndarray]:
+    """A registered RoadScene pair from the shared data: IR as 8-bit H×W, visible as BGR H×W×3."""
+    ir_dir = DATA_DIR / "roadscene" / "ir"
+    names = sorted(ir_dir.glob("*.jpg")) if ir_dir.is_dir() else []
+    if not names:
+        import pytest
+
+        pytest.skip(f"shared data not found at {ir_dir.resolve()}")
+    ir = cv2.imread(str(names[0]), cv2.IMREAD_GRAYSCALE)
+    visible = cv2.imread(str(DATA_DIR / "roadscene" / "vi" / names[0].name), cv2.IMREAD_COLOR)
+    return (
+        cv2.resize(ir, (width, height), interpolation=cv2.INTER_AREA),
+        cv2.resize(visible, (width, height), interpolation=cv2.INTER_AREA),
+    )
+
+
+class NodeProcess:
+    """`python -m fusion_node.ros.node` with a params file; its output is collected line by line."""
+
+    def __init__(self, tmp: Path, domain: int, parameters: dict[str, Any]) -> None:
+        params_file = tmp / "params.yaml"
+        params_file.write_text(yaml.safe_dump({"fusion_node": {"ros__parameters": parameters}}))
+        self.lines: list[str] = []
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "fusion_node.ros.node", "--ros-args", "--params-file", str(params_file)],
+            env=ros_env(domain),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            cwd=REPO,
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self._proc.stdout or ():
+            self.lines.append(line.rstrip())
+
+    @property
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+    def wait_for_line(self, text: str, timeout: float = 20.0) -> str:
+        """The first output line containing `text`; fails after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            match = next((line for line in list(self.lines) if text in line), None)
+            if match is not None:
+                return match
+            if self._proc.poll() is not None and not self._reader.is_alive():
+                break
+            time.sleep(0.05)
+        raise AssertionError(f"no line with {text!r} within {timeout} s; node output:\n{self.output}")
+
+    def wait(self, timeout: float = 20.0) -> int:
+        """Exit code once the process ends by itself."""
+        code = self._proc.wait(timeout=timeout)
+        self._reader.join(timeout=5.0)
+        return code
+
+    def stop(self, timeout: float = 20.0) -> int:
+        """SIGINT (Ctrl-C), then the exit code."""
+        if self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGINT)
+        try:
+            return self.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            raise
+
+
+class RosClient:
+    """A test node with its own context and domain: publishes camera frames, records outputs."""
+
+    def __init__(self, domain: int) -> None:
+        self.context = Context()
+        rclpy.init(context=self.context, domain_id=domain)
+        self.node = Node("fusion_test_client", context=self.context)
+        self.received: dict[str, list[Any]] = defaultdict(list)
+        self._cond = threading.Condition()
+        self._executor = SingleThreadedExecutor(context=self.context)
+        self._executor.add_node(self.node)
+        self._thread = threading.Thread(target=self._executor.spin, daemon=True)
+        self._thread.start()
+
+    def subscribe(self, msg_type: type, topic: str) -> None:
+        def store(msg: Any) -> None:
+            with self._cond:
+                self.received[topic].append(msg)
+                self._cond.notify_all()
+
+        self.node.create_subscription(msg_type, topic, store, QoSProfile(depth=50))
+
+    def publisher(self, msg_type: type, topic: str) -> Any:
+        return self.node.create_publisher(msg_type, topic, QoSProfile(depth=10))
+
+    def wait_until(self, check: Callable[[], bool], timeout: float, what: str) -> None:
+        with self._cond:
+            if not self._cond.wait_for(check, timeout=timeout):
+                raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+    def wait_for(
+        self,
+        topic: str,
+        check: Callable[[Any], bool],
+        timeout: float = 20.0,
+        publish: Callable[[], Any] | None = None,
+    ) -> Any:
+        """The first message on `topic` (received from now on) passing `check`.
+
+        `publish` is called every 0.25 s meanwhile: it covers discovery and best-effort losses.
+        """
+        start = len(self.received[topic])
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if publish is not None:
+                publish()
+            with self._cond:
+                self._cond.wait(timeout=0.25)
+                match = next((m for m in self.received[topic][start:] if check(m)), None)
+            if match is not None:
+                return match
+        raise AssertionError(f"no matching message on {topic} within {timeout} s")
+
+    def close(self) -> None:
+        self._executor.shutdown(timeout_sec=1.0)
+        self._thread.join(timeout=5.0)
+        self.node.destroy_node()
+        rclpy.shutdown(context=self.context)
+
+
+@contextmanager
+def client(domain: int) -> Iterator[RosClient]:
+    ros = RosClient(domain)
+    try:
+        yield ros
+    finally:
+        ros.close()
+
+
+def header(stamp_ns: int, frame_id: str) -> Header:
+    return Header(stamp=rclpy.time.Time(nanoseconds=stamp_ns).to_msg(), frame_id=frame_id)
+
+
+def image(array: np.ndarray, encoding: str, stamp_ns: int, frame_id: str) -> Image:
+    return Image(header=header(stamp_ns, frame_id), **numpy_to_image_fields(array, encoding))
+
+
+def compressed(array: np.ndarray, fmt: str, stamp_ns: int, frame_id: str) -> CompressedImage:
+    ok, data = cv2.imencode(f".{fmt}", array)
+    if not ok:
+        raise ValueError(f"cannot encode {fmt}")
+    return CompressedImage(header=header(stamp_ns, frame_id), format=fmt, data=data.tobytes())

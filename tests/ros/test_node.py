@@ -1,0 +1,280 @@
+"""The real node in a subprocess over real DDS: outputs, parameters, bad input, shutdown."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.parameter import Parameter
+from rclpy.parameter_client import AsyncParameterClient
+from ros_harness import (
+    IR_FRAME,
+    NODE,
+    VISIBLE_FRAME,
+    NodeProcess,
+    RosClient,
+    client,
+    domain_id,
+    image,
+    real_pair,
+)
+from sensor_msgs.msg import Image
+from vision_msgs.msg import Detection2DArray
+
+# Two boxes (relative x1, y1, x2, y2, score, class): only the first survives score_threshold 0.7.
+BOXES = ((0.1, 0.2, 0.4, 0.6, 0.9, 1), (0.5, 0.5, 0.9, 0.9, 0.5, 0))
+CLASSES = ("person", "car")
+HEIGHT, WIDTH = 240, 320
+OUTPUTS = {
+    f"{NODE}/fused": Image,
+    f"{NODE}/detections": Detection2DArray,
+    f"{NODE}/segmentation": Image,
+    f"{NODE}/segmentation/color": Image,
+    f"{NODE}/debug_image": Image,
+    "/diagnostics": DiagnosticArray,
+}
+
+
+class Camera:
+    """Publishes registered IR (mono16) + visible (bgr8) pairs with fresh, distinct stamps."""
+
+    def __init__(self, ros: RosClient) -> None:
+        self.ros = ros
+        self.ir_pub = ros.publisher(Image, "/thermal/image_raw")
+        self.visible_pub = ros.publisher(Image, "/camera/image_raw")
+        ir8, self.visible = real_pair(HEIGHT, WIDTH)
+        self.ir8 = ir8
+        self.ir16 = ir8.astype(np.uint16) * 257  # full 16-bit range; AGC "off" maps it back (>> 8)
+        self.visible_stamps: list[int] = []
+        self._tick = itertools.count(1)
+
+    def stamp(self) -> int:
+        return self.ros.node.get_clock().now().nanoseconds + next(self._tick)
+
+    def pair(
+        self,
+        ir: np.ndarray | None = None,
+        visible: np.ndarray | None = None,
+        stamp: int | None = None,
+    ) -> None:
+        stamp = self.stamp() if stamp is None else stamp
+        self.visible_stamps.append(stamp)
+        # IR 10 ms later than visible (within slop): outputs must carry the VISIBLE stamp.
+        self.ir_pub.publish(image(self.ir16 if ir is None else ir, "mono16", stamp + 10_000_000, IR_FRAME))
+        visible = self.visible if visible is None else visible
+        self.visible_pub.publish(image(visible, "bgr8", stamp, VISIBLE_FRAME))
+
+    def raw_visible(self, encoding: str) -> None:
+        """A visible frame the node cannot decode: `encoding` on bgr8 bytes."""
+        stamp = self.stamp()
+        msg = image(self.visible, "bgr8", stamp, VISIBLE_FRAME)
+        msg.encoding = encoding
+        self.ir_pub.publish(image(self.ir16, "mono16", stamp, IR_FRAME))
+        self.visible_pub.publish(msg)
+
+
+def stamp_ns(msg: Any) -> int:
+    return rclpy.time.Time.from_msg(msg.header.stamp).nanoseconds
+
+
+@pytest.fixture(scope="module")
+def node(
+    contract_model: Callable[..., Path], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[NodeProcess]:
+    model = contract_model(class_names=CLASSES, boxes_rel=BOXES)
+    proc = NodeProcess(
+        tmp_path_factory.mktemp("node"),
+        domain_id(0),
+        {
+            "model_path": str(model),
+            "ir_topic": "/thermal/image_raw",
+            "visible_topic": "/camera/image_raw",
+            "agc_mode": "off",
+            "reliability": "reliable",
+            "diagnostics_period_s": 0.2,
+        },
+    )
+    proc.wait_for_line("ready:")
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="module")
+def ros(node: NodeProcess) -> Iterator[RosClient]:
+    with client(domain_id(0)) as ros:
+        for topic, msg_type in OUTPUTS.items():
+            ros.subscribe(msg_type, topic)
+        yield ros
+
+
+@pytest.fixture(scope="module")
+def camera(ros: RosClient) -> Camera:
+    """The camera pair, once the node is discovered both ways (a first fused output came back)."""
+    cam = Camera(ros)
+    fresh(cam, f"{NODE}/fused")
+    return cam
+
+
+def fresh(camera: Camera, topic: str, check: Callable[[Any], bool] = lambda _: True) -> Any:
+    """The first output on `topic` for a pair published from now on (keeps publishing pairs)."""
+    first = len(camera.visible_stamps)
+    return camera.ros.wait_for(
+        topic, lambda m: stamp_ns(m) in camera.visible_stamps[first:] and check(m), publish=camera.pair
+    )
+
+
+def test_every_output_carries_the_visible_header_and_geometry(camera: Camera) -> None:
+    for topic, encoding in (
+        (f"{NODE}/fused", "bgr8"),
+        (f"{NODE}/segmentation", "mono8"),
+        (f"{NODE}/segmentation/color", "bgr8"),
+        (f"{NODE}/debug_image", "bgr8"),
+    ):
+        msg = fresh(camera, topic)
+        assert msg.header.frame_id == VISIBLE_FRAME, topic
+        assert (msg.height, msg.width, msg.encoding) == (HEIGHT, WIDTH, encoding), topic
+    dets = fresh(camera, f"{NODE}/detections")
+    assert dets.header.frame_id == VISIBLE_FRAME
+    assert all(d.header == dets.header for d in dets.detections)
+
+
+def test_fused_image_is_the_contract_models_max(camera: Camera) -> None:
+    msg = fresh(camera, f"{NODE}/fused")
+    fused = np.frombuffer(msg.data, np.uint8).reshape(HEIGHT, WIDTH, 3)
+    expected = np.maximum(camera.ir8[:, :, None], camera.visible)
+    # The model sees a 64×96 resize; compare at that scale, where resampling noise averages out.
+    small = [cv2.resize(a, (96, 64), interpolation=cv2.INTER_AREA).astype(float) for a in (fused, expected)]
+    assert np.abs(small[0] - small[1]).mean() < 12.0
+
+
+def test_detections_are_the_contract_boxes_in_visible_pixels(camera: Camera) -> None:
+    msg = fresh(camera, f"{NODE}/detections", lambda m: len(m.detections) == 2)
+    got = sorted(
+        (
+            d.results[0].hypothesis.class_id,
+            d.results[0].hypothesis.score,
+            d.bbox.center.position.x,
+            d.bbox.center.position.y,
+            d.bbox.size_x,
+            d.bbox.size_y,
+        )
+        for d in msg.detections
+    )
+    expected = sorted(
+        (CLASSES[c], s, (x1 + x2) / 2 * WIDTH, (y1 + y2) / 2 * HEIGHT, (x2 - x1) * WIDTH, (y2 - y1) * HEIGHT)
+        for x1, y1, x2, y2, s, c in BOXES
+    )
+    for g, e in zip(got, expected, strict=True):
+        assert g[0] == e[0]
+        assert np.allclose(g[1:], e[1:], atol=0.5), (g, e)
+
+
+def test_segmentation_is_hot_ir_in_visible_geometry(camera: Camera) -> None:
+    msg = fresh(camera, f"{NODE}/segmentation")
+    seg = np.frombuffer(msg.data, np.uint8).reshape(HEIGHT, WIDTH)
+    hot = camera.ir8 > 127
+    assert set(np.unique(seg)) <= {0, 1}
+    iou = np.logical_and(seg == 1, hot).sum() / max(np.logical_or(seg == 1, hot).sum(), 1)
+    assert hot.any() and iou > 0.8, iou
+
+
+def test_diagnostics_report_latency_counts_and_model(camera: Camera) -> None:
+    fresh(camera, f"{NODE}/fused")
+
+    def ours(msg: DiagnosticArray) -> bool:
+        status = msg.status[0]
+        return status.name.startswith("fusion_node") and int(dict_of(status).get("outputs", "0")) > 0
+
+    msg = camera.ros.wait_for("/diagnostics", ours)
+    values = dict_of(msg.status[0])
+    for key in (
+        "latency_p50_ms",
+        "latency_p95_ms",
+        "fps",
+        "pairs",
+        "unpaired",
+        "time_jumps",
+        "backend",
+        "model",
+        "detection_trained",
+        "segmentation_trained",
+    ):
+        assert key in values, key
+    p50, p95 = float(values["latency_p50_ms"]), float(values["latency_p95_ms"])
+    assert 0.0 <= p50 <= p95 < 60_000.0
+    assert int(values["pairs"]) >= int(values["outputs"]) >= 1
+    assert values["backend"].startswith("onnxruntime")
+    assert values["model"] == "contract_test"
+    assert values["detection_trained"] == "True" and values["segmentation_trained"] == "True"
+    assert msg.status[0].hardware_id == "/camera/image_raw"
+
+
+def dict_of(status: Any) -> dict[str, str]:
+    return {kv.key: kv.value for kv in status.values}
+
+
+def test_threshold_change_over_the_parameter_service(camera: Camera) -> None:
+    params = AsyncParameterClient(camera.ros.node, NODE)
+    assert params.wait_for_services(timeout_sec=10.0)
+
+    def set_(name: str, value: float) -> Any:
+        future = params.set_parameters([Parameter(name, value=value)])
+        camera.ros.wait_until(future.done, 10.0, f"set {name}")
+        return future.result().results[0]
+
+    try:
+        assert set_("score_threshold", 0.7).successful
+        one = fresh(camera, f"{NODE}/detections", lambda m: len(m.detections) == 1)
+        assert one.detections[0].results[0].hypothesis.class_id == "car"
+        refused = set_("nms_iou_threshold", 0.0)  # in the descriptor's range, refused by the node
+        assert not refused.successful and "nms_iou_threshold" in refused.reason
+        assert not set_("score_threshold", math.nan).successful
+        assert not set_("score_threshold", 1.5).successful
+        assert not set_("slop_s", 0.5).successful  # read-only
+    finally:
+        assert set_("score_threshold", 0.35).successful
+    fresh(camera, f"{NODE}/detections", lambda m: len(m.detections) == 2)
+
+
+def test_bad_encoding_is_logged_and_the_node_goes_on(node: NodeProcess, camera: Camera) -> None:
+    camera.raw_visible("yuv422")
+    line = node.wait_for_line("unsupported image encoding 'yuv422'")
+    assert "/camera/image_raw" in line
+    fresh(camera, f"{NODE}/fused")
+
+
+def test_size_mismatch_is_logged_and_the_node_goes_on(node: NodeProcess, camera: Camera) -> None:
+    small = cv2.resize(camera.visible, (WIDTH // 2, HEIGHT // 2))
+    camera.pair(visible=small)
+    node.wait_for_line("skipped")
+    fresh(camera, f"{NODE}/fused")
+
+
+def test_nan_ir_is_logged_and_the_node_goes_on(node: NodeProcess, camera: Camera) -> None:
+    nan_ir = camera.ir8.astype(np.float32)
+    nan_ir[10, 10] = np.nan
+    msg = image(camera.visible, "bgr8", camera.stamp(), IR_FRAME)
+    msg.encoding, msg.step = "32FC1", WIDTH * 4
+    msg.data = nan_ir.tobytes()
+    camera.ir_pub.publish(msg)
+    assert "/thermal/image_raw" in node.wait_for_line("NaN/Inf")
+    fresh(camera, f"{NODE}/fused")
+
+
+def test_stamps_going_backwards_are_logged_and_pairing_restarts(node: NodeProcess, camera: Camera) -> None:
+    camera.pair(stamp=camera.stamp() - 3_600_000_000_000)  # an hour back: a bag loop
+    node.wait_for_line("stamp went backwards")
+    fresh(camera, f"{NODE}/fused")
+
+
+def test_sigint_shuts_down_cleanly(node: NodeProcess, ros: RosClient) -> None:
+    assert node.stop() == 0
+    assert "Traceback" not in node.output, node.output

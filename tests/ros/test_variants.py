@@ -1,0 +1,103 @@
+"""Node variants over real DDS: compressed transport, an untrained head, a missing model, silence."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rclpy
+from ros_harness import (
+    IR_FRAME,
+    NODE,
+    VISIBLE_FRAME,
+    NodeProcess,
+    client,
+    compressed,
+    domain_id,
+    image,
+    real_pair,
+)
+from sensor_msgs.msg import CompressedImage, Image
+from vision_msgs.msg import Detection2DArray
+
+TOPICS = {"ir_topic": "/thermal/image_raw", "visible_topic": "/camera/image_raw"}
+
+
+def start(tmp_path: Path, offset: int, model: Path, **parameters: object) -> NodeProcess:
+    proc = NodeProcess(tmp_path, domain_id(offset), {"model_path": str(model), **TOPICS, **parameters})
+    proc.wait_for_line("ready:")
+    return proc
+
+
+def test_compressed_transport_and_silent_camera_warning(
+    contract_model: Callable[..., Path], tmp_path: Path
+) -> None:
+    node = start(
+        tmp_path,
+        1,
+        contract_model(),
+        ir_transport="compressed",
+        visible_transport="compressed",
+        input_timeout_s=0.5,
+    )
+    try:
+        silent = node.wait_for_line("no frames on")
+        assert "/thermal/image_raw/compressed" in silent and "/camera/image_raw/compressed" in silent
+        ir8, visible = real_pair(240, 320)
+        with client(domain_id(1)) as ros:
+            ros.subscribe(Image, f"{NODE}/fused")
+            ir_pub = ros.publisher(CompressedImage, "/thermal/image_raw/compressed")
+            visible_pub = ros.publisher(CompressedImage, "/camera/image_raw/compressed")
+            stamps: list[int] = []
+
+            def publish() -> None:
+                stamps.append(ros.node.get_clock().now().nanoseconds)
+                ir_pub.publish(compressed(ir8.astype(np.uint16) * 257, "png", stamps[-1], IR_FRAME))
+                visible_pub.publish(compressed(visible, "jpeg", stamps[-1], VISIBLE_FRAME))
+
+            msg = ros.wait_for(f"{NODE}/fused", lambda m: True, publish=publish)
+        stamp = rclpy.time.Time.from_msg(msg.header.stamp).nanoseconds
+        assert stamp in stamps and msg.header.frame_id == VISIBLE_FRAME
+        assert (msg.height, msg.width, msg.encoding) == (240, 320, "bgr8")
+    finally:
+        assert node.stop() == 0
+
+
+def test_untrained_detection_head_publishes_no_detections(
+    contract_model: Callable[..., Path], tmp_path: Path
+) -> None:
+    node = start(tmp_path, 2, contract_model(detection_trained=False))
+    try:
+        assert "not trained: detection" in node.wait_for_line("not trained")
+        ir8, visible = real_pair(120, 160)
+        with client(domain_id(2)) as ros:
+            ros.subscribe(Image, f"{NODE}/fused")
+            ros.subscribe(Detection2DArray, f"{NODE}/detections")
+            ir_pub = ros.publisher(Image, "/thermal/image_raw")
+            visible_pub = ros.publisher(Image, "/camera/image_raw")
+
+            def publish() -> None:
+                stamp = ros.node.get_clock().now().nanoseconds
+                ir_pub.publish(image(ir8, "mono8", stamp, IR_FRAME))
+                visible_pub.publish(image(visible, "bgr8", stamp, VISIBLE_FRAME))
+
+            ros.wait_for(f"{NODE}/fused", lambda m: True, publish=publish)
+            assert ros.node.get_publishers_info_by_topic(f"{NODE}/fused")  # discovery has happened
+            assert not ros.node.get_publishers_info_by_topic(f"{NODE}/detections")
+            assert not ros.received[f"{NODE}/detections"]
+    finally:
+        assert node.stop() == 0
+
+
+@pytest.mark.parametrize("problem", ["missing", "corrupt"])
+def test_unusable_model_exits_1_with_one_error_line(problem: str, tmp_path: Path) -> None:
+    model = tmp_path / "model.onnx"
+    if problem == "corrupt":
+        model.write_bytes(b"not an onnx file")
+    node = NodeProcess(tmp_path, domain_id(3), {"model_path": str(model), **TOPICS})
+    assert node.wait(timeout=30.0) == 1
+    errors = [line for line in node.lines if "cannot start" in line]
+    assert len(errors) == 1 and "model.onnx" in errors[0], node.output
+    assert "Traceback" not in node.output
