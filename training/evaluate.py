@@ -87,7 +87,12 @@ def dir_fuser(folder: Path) -> Fuser:
 
 
 def model_fuser(model: Path) -> Fuser:
-    """Our ONNX model through the product's own runtime (FusionPipeline), fused output in BGR."""
+    """Our ONNX model through the product's own runtime (FusionPipeline), fused output in BGR.
+
+    Each pair runs at its own size rounded to the model's size divisor (one pipeline per size),
+    not at the model's default input size: the metrics compare against full-resolution sources,
+    and a down-and-up resize would cost SF/AG that the network did not lose.
+    """
     try:
         from fusion_node.pipeline import FusionPipeline, PipelineConfig, PipelineError
     except ImportError as err:
@@ -95,9 +100,17 @@ def model_fuser(model: Path) -> Fuser:
             f"the fusion_node runtime cannot be imported ({err}): install the package"
         ) from err
     try:
-        pipeline = FusionPipeline(PipelineConfig(model_path=model, backend="onnxruntime"))
+        default = FusionPipeline(PipelineConfig(model_path=model))
     except PipelineError as err:
         raise MetricsError(f"cannot load {model}: {err}") from err
+    divisor = default.info.size_divisor
+    pipelines = {tuple(default.input_size): default}
+
+    def pipeline_for(height: int, width: int) -> FusionPipeline:
+        size = (max(1, round(height / divisor)) * divisor, max(1, round(width / divisor)) * divisor)
+        if size not in pipelines:
+            pipelines[size] = FusionPipeline(PipelineConfig(model_path=model, input_size=size))
+        return pipelines[size]
 
     def fuse(pair: SourcePair) -> np.ndarray:
         ir = cv2.imread(str(pair.ir), cv2.IMREAD_GRAYSCALE)
@@ -105,7 +118,7 @@ def model_fuser(model: Path) -> Fuser:
         if ir is None or vis is None:
             raise MetricsError(f"cannot read pair {pair.name} ({pair.ir}, {pair.visible})")
         try:
-            return pipeline.process(ir, vis).fused
+            return pipeline_for(*vis.shape[:2]).process(ir, vis).fused
         except PipelineError as err:
             raise MetricsError(f"the pipeline failed on pair {pair.name}: {err}") from err
 

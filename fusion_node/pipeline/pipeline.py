@@ -108,6 +108,16 @@ class FusionPipeline:
             _check_thresholds(new_score, new_nms)
             self._score, self._nms_iou = new_score, new_nms
 
+    def warmup(self) -> None:
+        """Run the model once on blank inputs.
+
+        The first real frame then does not pay for the backend's lazy set-up (ONNX Runtime
+        arenas, TensorRT execution context), which would show as a latency spike on a robot.
+        """
+        height, width = self.input_size
+        blank = np.zeros((1, 3, height, width), np.uint8)
+        self._backend.infer(blank[:, :1], blank)
+
     def reset(self) -> None:
         """Forget temporal state (AGC window), e.g. after a time jump."""
         self._agc.reset()

@@ -117,7 +117,7 @@ def _wait(condition: Callable[[], bool], timeout: float, node_proc: subprocess.P
 
 
 def run_demo(
-    output_dir: Path, *, model_path: Path | None = None, rate_hz: float = 10.0, loops: int = 2
+    output_dir: Path, *, model_path: Path | None = None, rate_hz: float = 10.0, loops: int = 10
 ) -> int:
     """Run the node on the bundled sample over DDS; write outputs, bag and report into `output_dir`.
 

@@ -91,6 +91,7 @@ class FusionNode(Node):
         super().__init__(NODE_NAME, **kwargs)
         self._values = params.declare(self)
         self._pipeline = FusionPipeline(pipeline_config(self._values))
+        self._pipeline.warmup()
         info = self._pipeline.info
         self._n_seg_classes = len(info.seg_class_names)
         untrained = [

@@ -15,6 +15,7 @@ from training.losses import (
     GanLossConfig,
     LossError,
     SemanticLossConfig,
+    brighter_mask,
     detection_loss,
     discriminator_loss,
     fcos_targets,
@@ -73,6 +74,21 @@ def test_saliency_on_real_pair_is_a_proper_mask(tno: tuple[torch.Tensor, torch.T
     m = saliency_mask(*tno)
     assert m.shape == tno[0].shape and float(m.min()) >= 0 and float(m.max()) <= 1
     assert 0.0 < float(m.mean()) < 0.5  # some salient pixels, mostly background
+
+
+def test_brighter_mask_targets_the_brighter_source() -> None:
+    ir = torch.full((1, 1, 64, 64), 0.2)
+    ir[..., :, 32:] = 0.8  # right half: IR brighter than the visible image
+    vis_y = torch.full_like(ir, 0.5)
+    m = brighter_mask(ir, vis_y)
+    assert float(m[0, 0, 32, 5]) < 0.01 and float(m[0, 0, 32, 60]) > 0.99
+    target = saliency_target(ir, vis_y, m)
+    far_from_edge = (..., slice(None), [*range(0, 24), *range(40, 64)])
+    assert torch.allclose(target[far_from_edge], torch.maximum(ir, vis_y)[far_from_edge], atol=1e-3)
+    cfg = FusionLossConfig(saliency_mode="brighter")
+    assert float(fusion_loss(target, ir, vis_y, cfg)["intensity"]) < 1e-6
+    with pytest.raises(LossError, match="saliency_mode"):
+        FusionLossConfig(saliency_mode="hottest")
 
 
 def test_fusion_loss_is_small_at_the_target(tno: tuple[torch.Tensor, torch.Tensor]) -> None:

@@ -6,7 +6,7 @@ from training.losses.detection import detection_loss, fcos_targets, giou_loss, s
 from training.losses.errors import LossError
 from training.losses.fusion import FusionLossConfig, fusion_loss, mask_for
 from training.losses.gan import GanLossConfig, discriminator_loss, generator_loss
-from training.losses.saliency import saliency_mask, saliency_target
+from training.losses.saliency import brighter_mask, saliency_mask, saliency_target
 from training.losses.segmentation import ohem_select, segmentation_loss
 from training.losses.semantic import SemanticLossConfig, semantic_loss
 from training.losses.ssim import ssim
@@ -16,6 +16,7 @@ __all__ = [
     "GanLossConfig",
     "LossError",
     "SemanticLossConfig",
+    "brighter_mask",
     "detection_loss",
     "discriminator_loss",
     "fcos_targets",

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from training.losses.errors import LossError
 from training.losses.filters import sobel_magnitude
-from training.losses.saliency import saliency_mask, saliency_target
+from training.losses.saliency import brighter_mask, saliency_mask, saliency_target
 from training.losses.ssim import ssim
 
 
@@ -22,13 +22,16 @@ class FusionLossConfig:
         w_gradient: L1 between |∇fused| and max(|∇IR|, |∇VIS_Y|) (Sobel magnitudes).
         w_ssim: weight of the SSIM term.
         ssim_ir_share: the SSIM term is share·(1−SSIM(f, IR)) + (1−share)·(1−SSIM(f, VIS_Y)).
-        saliency_*: see training/losses/saliency.py.
+        saliency_mode: "contrast" (IR targets the visible image lacks) or "brighter" (the
+            brighter source per pixel); saliency_*: see training/losses/saliency.py.
     """
 
     w_intensity: float = 1.0
     w_gradient: float = 1.0
     w_ssim: float = 1.0
     ssim_ir_share: float = 0.5
+    saliency_mode: str = "contrast"
+    saliency_temperature: float = 0.02
     saliency_bg_sigma: float = 24.0
     saliency_smooth_sigma: float = 2.0
     saliency_quantile: float = 0.99
@@ -39,12 +42,20 @@ class FusionLossConfig:
             raise LossError(f"fusion_loss weights must be >= 0, got {self}")
         if not 0.0 <= self.ssim_ir_share <= 1.0:
             raise LossError(f"fusion_loss.ssim_ir_share must be in [0, 1], got {self.ssim_ir_share}")
+        if self.saliency_mode not in ("contrast", "brighter"):
+            raise LossError(
+                f"fusion_loss.saliency_mode must be 'contrast' or 'brighter', got {self.saliency_mode!r}"
+            )
         if not 0.0 < self.saliency_quantile <= 1.0:
             raise LossError(f"fusion_loss.saliency_quantile must be in (0, 1], got {self.saliency_quantile}")
 
 
 def mask_for(ir: torch.Tensor, vis_y: torch.Tensor, cfg: FusionLossConfig) -> torch.Tensor:
     """The saliency mask with this config's settings."""
+    if cfg.saliency_mode == "brighter":
+        return brighter_mask(
+            ir, vis_y, temperature=cfg.saliency_temperature, smooth_sigma=cfg.saliency_smooth_sigma
+        )
     return saliency_mask(
         ir,
         vis_y,

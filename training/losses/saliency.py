@@ -12,6 +12,11 @@ How m is computed (all on 0..1 images, per image, no learning):
 4. smooth: Gaussian σ = `smooth_sigma` px, so m has soft edges (no halo seams in the target).
 Bright thermal targets on a dark/flat visible background → m ≈ 1; flat or visible-textured
 regions → m ≈ 0 (the target follows the visible image there).
+
+`brighter_mask` is the alternative the config can choose (fusion_loss.saliency_mode=brighter):
+m = sigmoid((IR − VIS_Y) / τ), smoothed: the target follows whichever source is brighter, a soft
+form of the max(IR, VIS) intensity target of SeAFusion/PIAFusion. It keeps more of the IR's
+overall contrast (higher SD/EN on night scenes), where the contrast mask keeps only targets.
 """
 
 from __future__ import annotations
@@ -43,3 +48,12 @@ def saliency_mask(
 def saliency_target(ir: torch.Tensor, vis_y: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
     """m·IR + (1−m)·VIS_Y: the intensity target of the fusion loss and the GAN's real image."""
     return m * ir + (1.0 - m) * vis_y
+
+
+@torch.no_grad()
+def brighter_mask(
+    ir: torch.Tensor, vis_y: torch.Tensor, *, temperature: float = 0.02, smooth_sigma: float = 2.0
+) -> torch.Tensor:
+    """[N,1,H,W] IR and visible luminance (0..1) -> m = smoothed sigmoid((IR − VIS_Y) / τ) in [0, 1]."""
+    m = torch.sigmoid((ir.float() - vis_y.float()) / temperature)
+    return gaussian_blur(m, smooth_sigma).clamp(0.0, 1.0)
