@@ -43,7 +43,6 @@ setup(
     maintainer_email="maintainers@fusion-node.dev",
     description="Infrared + visible image fusion, detection and segmentation for ROS 2.",
     license="MIT",
-    tests_require=["pytest"],
     entry_points={
         "console_scripts": [
             "fusion_node = fusion_node.ros.node:main",

@@ -193,10 +193,15 @@ def write_csv(results: Results, path: Path) -> None:
                 writer.writerow([method, image, *(repr(values[n]) for n in METRICS)])
 
 
-def markdown_table(results: Results, ours: str, *, skipped: Sequence[str] = ()) -> str:
-    """Means per method (rows) and metric (columns), best per column in bold, then ours vs baselines."""
+def markdown_table(
+    results: Results, ours: str, *, baselines: Sequence[str], skipped: Sequence[str] = ()
+) -> str:
+    """Means per method (rows) and metric (columns), best per column in bold, then ours vs baselines.
+
+    Rows that are neither `ours` nor a baseline (models given with --compare) are listed but not
+    counted as baselines.
+    """
     avg = means(results)
-    baselines = [m for m in avg if m != ours]
     best = {n: (min if n in LOWER_IS_BETTER else max)(v[n] for v in avg.values()) for n in METRICS}
     n_images = len(next(iter(results.values())))
     lines = [
@@ -263,6 +268,13 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--baselines", type=Path, help="folder of <method>/NAME.* (default: DATA/baselines)")
     parser.add_argument("--out", type=Path, default=Path("runs/eval_tno"), help="output folder")
     parser.add_argument("--name", default="ours", help="row name of the evaluated method")
+    parser.add_argument(
+        "--compare",
+        action="append",
+        default=[],
+        metavar="NAME=MODEL",
+        help="another exported ONNX model evaluated beside ours, e.g. an ablation (repeatable)",
+    )
     parser.add_argument("--limit", type=int, help="evaluate only the first N pairs (quick checks)")
     return parser.parse_args(argv)
 
@@ -271,29 +283,39 @@ def run(args: argparse.Namespace) -> Path:
     """Evaluate as the parsed command line says; returns the markdown table's path."""
     pairs = find_pairs(args.data, limit=args.limit)
     baselines, skipped = find_baselines(args.baselines or args.data / "baselines", pairs)
-    if args.name in baselines:
-        raise MetricsError(
-            f"--name {args.name!r} is also a baseline folder: pick another name for the table row"
-        )
+    compared = dict(_name_and_path(spec) for spec in args.compare)
+    for name in (args.name, *compared):
+        if name in baselines:
+            raise MetricsError(f"{name!r} is also a baseline folder: pick another name for the table row")
     with tempfile.TemporaryDirectory(prefix="fusion-eval-") as tmp:
         if args.fused_dir is not None:
             ours = dir_fuser(args.fused_dir)
         else:
-            model = export_checkpoint(args.checkpoint, Path(tmp)) if args.checkpoint else args.model
-            if not model.is_file():
-                raise MetricsError(
-                    f"model {model} not found: export one with fusion-export or pass --fused-dir"
-                )
-            ours = model_fuser(model)
-        methods = {args.name: ours, **baselines}
+            ours = model_fuser(
+                export_checkpoint(args.checkpoint, Path(tmp)) if args.checkpoint else _model(args.model)
+            )
+        methods = {args.name: ours, **{n: model_fuser(_model(m)) for n, m in compared.items()}, **baselines}
         results = evaluate(pairs, methods)
         sheet = contact_sheet(pairs[:SHEET_PAIRS], dict(list(methods.items())[: 1 + SHEET_BASELINES]))
     args.out.mkdir(parents=True, exist_ok=True)
     write_csv(results, args.out / "metrics.csv")
     table = args.out / "metrics.md"
-    table.write_text(markdown_table(results, args.name, skipped=skipped))
+    table.write_text(markdown_table(results, args.name, baselines=list(baselines), skipped=skipped))
     cv2.imwrite(str(args.out / "contact_sheet.png"), sheet)
     return table
+
+
+def _model(path: Path) -> Path:
+    if not path.is_file():
+        raise MetricsError(f"model {path} not found: export one with fusion-export or pass --fused-dir")
+    return path
+
+
+def _name_and_path(spec: str) -> tuple[str, Path]:
+    name, sep, path = spec.partition("=")
+    if not sep or not name or not path:
+        raise MetricsError(f"--compare {spec!r}: expected NAME=MODEL.onnx, e.g. fusion_only=runs/fo.onnx")
+    return name, Path(path)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -75,15 +75,19 @@ def test_model_through_fusion_pipeline(
     (baselines / "Partial").mkdir()  # lacks images: must be skipped and reported
     out = tmp_path / "eval"
     argv = ["--model", str(model), "--data", str(tno), "--baselines", str(baselines), "--out", str(out)]
-    assert main([*argv, "--limit", "2", "--name", "contract"]) == 0
+    # --compare adds a row for another model without counting it as a baseline
+    assert main([*argv, "--limit", "2", "--name", "contract", "--compare", f"again={model}"]) == 0
 
     rows = _csv_rows(out / "metrics.csv")
-    assert sorted({m for m, _ in rows}) == ["U2Fusion", "contract"]
+    assert sorted({m for m, _ in rows}) == ["U2Fusion", "again", "contract"]
+    assert rows[("again", "02")] == rows[("contract", "02")]
+    table = (out / "metrics.md").read_text()
+    assert "| again |" in table and "contract beats" in table and "of 1 baselines" in table
     ir, vis = read_gray(tno / "ir" / "02.png"), read_gray(tno / "vi" / "02.png")
     expected = fusion_metrics(np.maximum(ir, vis), ir, vis)
     for name, value in expected.items():
         assert rows[("contract", "02")][name] == pytest.approx(value, rel=1e-9), name
-    assert "Skipped baselines (missing images): Partial." in (out / "metrics.md").read_text()
+    assert "Skipped baselines (missing images): Partial." in table
 
 
 def test_errors_exit_1_with_message(tno: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -92,6 +96,8 @@ def test_errors_exit_1_with_message(tno: Path, tmp_path: Path, capsys: pytest.Ca
     assert "ERROR: model" in capsys.readouterr().err
     assert main(["--fused-dir", str(tno / "baselines" / "SDNet"), "--name", "SDNet", *out]) == 1
     assert "is also a baseline folder" in capsys.readouterr().err
+    assert main(["--fused-dir", str(tno / "baselines" / "SDNet"), "--compare", "nopath", *out]) == 1
+    assert "expected NAME=MODEL.onnx" in capsys.readouterr().err
     assert main(["--fused-dir", str(tmp_path), "--data", str(tmp_path), "--out", str(tmp_path / "e")]) == 1
     assert "no ir/ and vi/ folders" in capsys.readouterr().err
     assert main(["--checkpoint", str(tmp_path / "missing.pt"), *out]) == 1
