@@ -331,10 +331,24 @@ def load_checkpoint_models(path: str | Path) -> tuple[nn.Module, SemanticNet, di
         "seg_class_names": seg_class_names,
         "detection_trained": bool(trained.get("detection", False)),
         "segmentation_trained": bool(trained.get("segmentation", False)),
-        "description": f"{path.name}: step {ckpt.get('step', '?')}, fusion {fusion.__class__.__name__}, "
-        f"metrics {json.dumps(ckpt.get('metrics', {}), default=str)}",
+        "description": _describe(ckpt, trained),
     }
     return fusion.eval(), semantic.eval(), meta
+
+
+def _describe(ckpt: dict[str, Any], trained: dict[str, bool]) -> str:
+    """One line for logs and model cards: architecture, training mode, data, steps, heads."""
+    config = ckpt.get("config", {})
+    bilevel = config.get("bilevel", {})
+    data = [spec.get("root", "?") for spec in config.get("data", {}).get("fusion_train", [])]
+    untrained = [head for head in ("detection", "segmentation") if not trained.get(head, False)]
+    heads = f"{' and '.join(untrained)} head(s) NOT trained" if untrained else "all heads trained"
+    return (
+        f"fusion net {config.get('fusion_net', {}).get('arch', '?')}, "
+        f"{bilevel.get('mode', '?')}/{bilevel.get('aggregation', '?')} training, "
+        f"{ckpt.get('step', '?')} steps on {', '.join(data) or '?'}; {heads}; "
+        f"val metrics {json.dumps({k: round(float(v), 4) for k, v in ckpt.get('metrics', {}).items()})}"
+    )
 
 
 def _read_frames(folder: Path, limit: int = 4) -> list[Frame]:
