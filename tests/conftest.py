@@ -35,3 +35,12 @@ def data_dir() -> Path:
     if not DATA_DIR.is_dir():
         pytest.skip(f"shared data not found at {DATA_DIR.resolve()}")
     return DATA_DIR
+
+
+@pytest.fixture(scope="session")
+def tno(data_dir: Path) -> Path:
+    """The TNO benchmark with its 9 baselines' outputs and their reference metric tables."""
+    path = data_dir / "tno"
+    if not ((path / "baselines").is_dir() and (path / "reference_metrics").is_dir()):
+        pytest.skip(f"TNO benchmark with baselines and reference metrics not found at {path}")
+    return path

@@ -17,13 +17,6 @@ from training.metrics.reference import REFERENCE_METRICS, load_reference
 N_PAIRS = 3
 
 
-@pytest.fixture(scope="module")
-def tno(data_dir: Path) -> Path:
-    path = data_dir / "tno"
-    if not (path / "baselines").is_dir():
-        pytest.skip(f"TNO benchmark with baselines not found at {path}")
-    return path
-
 
 def _csv_rows(path: Path) -> dict[tuple[str, str], dict[str, float]]:
     with path.open(newline="") as f:

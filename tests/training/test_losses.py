@@ -41,12 +41,12 @@ def _gray(path: Path, size: int = 96) -> torch.Tensor:
 
 
 @pytest.fixture()
-def tno(data_dir: Path) -> tuple[torch.Tensor, torch.Tensor]:
+def tno_pair(data_dir: Path) -> tuple[torch.Tensor, torch.Tensor]:
     return _gray(data_dir / "tno" / "ir" / "01.png"), _gray(data_dir / "tno" / "vi" / "01.png")
 
 
-def test_ssim_is_one_for_identical_and_lower_for_noisy(tno: tuple[torch.Tensor, torch.Tensor]) -> None:
-    ir, _ = tno
+def test_ssim_is_one_for_identical_and_lower_for_noisy(tno_pair: tuple[torch.Tensor, torch.Tensor]) -> None:
+    ir, _ = tno_pair
     assert float(ssim(ir, ir)) == pytest.approx(1.0, abs=1e-5)
     noisy = (ir + 0.1 * torch.randn(ir.shape, generator=torch.Generator().manual_seed(0))).clamp(0, 1)
     assert float(ssim(ir, noisy)) < 0.9
@@ -70,9 +70,9 @@ def test_saliency_marks_a_hot_target_on_a_flat_scene() -> None:
     assert float(saliency_mask(ir_weak, stripes)[0, 0, 64, 64]) < 0.05
 
 
-def test_saliency_on_real_pair_is_a_proper_mask(tno: tuple[torch.Tensor, torch.Tensor]) -> None:
-    m = saliency_mask(*tno)
-    assert m.shape == tno[0].shape and float(m.min()) >= 0 and float(m.max()) <= 1
+def test_saliency_on_real_pair_is_a_proper_mask(tno_pair: tuple[torch.Tensor, torch.Tensor]) -> None:
+    m = saliency_mask(*tno_pair)
+    assert m.shape == tno_pair[0].shape and float(m.min()) >= 0 and float(m.max()) <= 1
     assert 0.0 < float(m.mean()) < 0.5  # some salient pixels, mostly background
 
 
@@ -91,8 +91,8 @@ def test_brighter_mask_targets_the_brighter_source() -> None:
         FusionLossConfig(saliency_mode="hottest")
 
 
-def test_fusion_loss_is_small_at_the_target(tno: tuple[torch.Tensor, torch.Tensor]) -> None:
-    ir, vis_y = tno
+def test_fusion_loss_is_small_at_the_target(tno_pair: tuple[torch.Tensor, torch.Tensor]) -> None:
+    ir, vis_y = tno_pair
     cfg = FusionLossConfig()
     target = saliency_target(ir, vis_y, saliency_mask(ir, vis_y))
     at_target = fusion_loss(target, ir, vis_y, cfg)

@@ -20,13 +20,6 @@ REL_TOL = 1e-6
 IMAGES = (1, 5, 17, 30, 42)  # a spread of scenes and sizes (05 is 280×280); the CLI checks all 42
 
 
-@pytest.fixture(scope="module")
-def tno(data_dir: Path) -> Path:
-    path = data_dir / "tno"
-    if not (path / "reference_metrics").is_dir():
-        pytest.skip(f"TNO benchmark not found at {path}")
-    return path
-
 
 def test_metrics_match_reference_tables(tno: Path) -> None:
     refs = {n: load_reference(tno / "reference_metrics", n) for n in REFERENCE_METRICS}
