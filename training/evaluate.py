@@ -55,7 +55,7 @@ def find_pairs(data_dir: Path, *, limit: int | None = None) -> list[SourcePair]:
     """Pairs ``ir/NAME.*`` + ``vi/NAME.*`` of a benchmark folder (TNO/RoadScene layout), sorted by name."""
     ir_dir, vi_dir = data_dir / "ir", data_dir / "vi"
     if not ir_dir.is_dir() or not vi_dir.is_dir():
-        raise MetricsError(f"{data_dir} has no ir/ and vi/ folders: point --data at a TNO-style benchmark")
+        raise MetricsError(f"{data_dir} has no ir/ and vi/ folders: give a TNO-style benchmark folder")
     pairs = []
     for ir in sorted(p for p in ir_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
         vis = _image_file(vi_dir, ir.stem)

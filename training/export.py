@@ -22,6 +22,8 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
+from training.evaluate import find_pairs
+from training.metrics.errors import MetricsError
 from training.models.color import bgr_to_ycrcb, ycrcb_to_bgr
 from training.models.decode import decode_detections
 from training.models.errors import ModelConfigError
@@ -352,17 +354,18 @@ def _describe(ckpt: dict[str, Any], trained: dict[str, bool]) -> str:
 
 
 def _read_frames(folder: Path, limit: int = 4) -> list[Frame]:
-    """Up to ``limit`` (ir, visible) pairs from ``folder``/ir and ``folder``/vi with matching names."""
+    """Up to ``limit`` (ir, visible) pairs of a benchmark folder (``ir/NAME.*`` + ``vi/NAME.*``)."""
+    try:
+        pairs = find_pairs(folder, limit=limit)
+    except MetricsError as err:
+        raise ExportError(f"--check {folder}: {err}") from err
     frames = []
-    for ir_path in sorted((folder / "ir").glob("*"))[:limit]:
-        vis_path = folder / "vi" / ir_path.name
-        ir = cv2.imread(str(ir_path), cv2.IMREAD_GRAYSCALE)
-        vis = cv2.imread(str(vis_path), cv2.IMREAD_COLOR)
+    for pair in pairs:
+        ir = cv2.imread(str(pair.ir), cv2.IMREAD_GRAYSCALE)
+        vis = cv2.imread(str(pair.visible), cv2.IMREAD_COLOR)
         if ir is None or vis is None:
-            raise ExportError(f"cannot read the pair {ir_path} / {vis_path}: --check needs DIR/ir and DIR/vi")
+            raise ExportError(f"cannot read the pair {pair.ir} / {pair.visible}: are they valid images?")
         frames.append((ir, vis))
-    if not frames:
-        raise ExportError(f"no frames under {folder}/ir: --check needs DIR/ir/NAME and DIR/vi/NAME")
     return frames
 
 
