@@ -64,12 +64,21 @@ def _byte_buffer(data: Any) -> np.ndarray:
         return np.asarray(data, np.uint8).ravel()
 
 
+def require_pixels(shape: tuple[int, ...], what: str) -> None:
+    """Raise ImageError for an image `shape` without pixels (0 height or width, or not 2-D)."""
+    if len(shape) < 2 or 0 in shape[:2]:
+        raise ImageError(
+            f"{what} image is empty (shape {shape}); the camera or its driver sent no pixels: "
+            "check it, and that the publisher fills height and width"
+        )
+
+
 def image_to_numpy(msg: ImageFields) -> np.ndarray:
     """Decode an Image message into H×W (mono, 16-bit, float) or H×W×3 BGR uint8.
 
     Raises:
-        ImageError: unknown encoding, data shorter than height·step, a step smaller than one row,
-            or NaN/Inf pixels in a 32FC1 image.
+        ImageError: unknown encoding, 0 height or width, data shorter than height·step, a step
+            smaller than one row, or NaN/Inf pixels in a 32FC1 image.
     """
     if msg.encoding not in _ENCODINGS:
         raise ImageError(
@@ -78,6 +87,7 @@ def image_to_numpy(msg: ImageFields) -> np.ndarray:
         )
     dtype, channels, to_bgr = _ENCODINGS[msg.encoding]
     height, width, step = int(msg.height), int(msg.width), int(msg.step)
+    require_pixels((height, width), msg.encoding)
     item = np.dtype(dtype).itemsize
     buf = _byte_buffer(msg.data)
     if step < width * channels * item:
@@ -116,14 +126,15 @@ def compressed_to_numpy(msg: CompressedImageFields) -> np.ndarray:
     """Decode a CompressedImage (jpeg/png) into H×W (8 or 16-bit) or H×W×3 BGR.
 
     Raises:
-        ImageError: compressedDepth data or bytes OpenCV cannot decode.
+        ImageError: compressedDepth data, no data, or bytes OpenCV cannot decode.
     """
     if "compressedDepth" in msg.format:
         raise ImageError(
             f"compressedDepth format {msg.format!r} is not supported; subscribe to the raw topic or "
             "republish it with image_transport's 'compressed' (png) transport"
         )
-    image = cv2.imdecode(_byte_buffer(msg.data), cv2.IMREAD_UNCHANGED)
+    data = _byte_buffer(msg.data)
+    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None  # OpenCV raises on 0 bytes
     if image is None:
         raise ImageError(
             f"cannot decode compressed image (format {msg.format!r}, {len(msg.data)} bytes); "

@@ -20,13 +20,18 @@ Stream = Literal["ir", "visible"]
 
 @dataclass(frozen=True)
 class PairingStats:
-    """Counters since construction; every pushed frame ends in exactly one (or is still queued)."""
+    """Counters since construction; every pushed frame ends in exactly one (or is still queued).
+
+    `pairs` and `stale` count pairs (two frames each); a stale pair is one with a frame whose stamp
+    went backwards, and is not returned.
+    """
 
     pairs: int = 0
     unpaired_ir: int = 0
     unpaired_visible: int = 0
     dropped_queue: int = 0
     time_jumps: int = 0
+    stale: int = 0
 
 
 class ApproximateTimePairer:
@@ -45,6 +50,7 @@ class ApproximateTimePairer:
         self._queues: dict[str, deque[Frame]] = {"ir": deque(), "visible": deque()}
         self._last_stamp: dict[str, int | None] = {"ir": None, "visible": None}
         self._stats = PairingStats()
+        self._jumped: Frame | None = None  # the frame whose stamp went backwards, while queued
         self._lock = threading.Lock()
 
     @property
@@ -56,8 +62,11 @@ class ApproximateTimePairer:
     def push(self, stream: Stream, frame: Frame) -> Pair | None:
         """Add a frame; return the pair it completes, if any.
 
-        A stamp older than the stream's previous one (bag loop, simulator reset) clears both
-        queues and increments `stats.time_jumps`; callers compare it to log the jump.
+        A stamp older than the stream's previous one (bag loop, clock reset, one out-of-order
+        frame) clears both queues and increments `stats.time_jumps`; callers compare it to log
+        the jump. The pair that frame would form is stale, not returned: counted in `stats.stale`
+        (a lone out-of-order frame must not be published; a restarted stream pairs again from its
+        next frame).
         """
         if stream not in self._queues:
             raise PipelineError(f"unknown stream {stream!r}; use 'ir' or 'visible'")
@@ -69,6 +78,7 @@ class ApproximateTimePairer:
                 self._discard(other, len(self._queues[other]))
                 self._stats = replace(self._stats, time_jumps=self._stats.time_jumps + 1)
                 self._last_stamp = {"ir": None, "visible": None}
+                self._jumped = frame
             self._last_stamp[stream] = frame.stamp_ns
 
             candidates = self._queues[other]
@@ -81,6 +91,10 @@ class ApproximateTimePairer:
                 self._discard(other, best)  # partners older than the match can only pair worse
                 partner = candidates.popleft()
                 self._discard(stream, len(self._queues[stream]))  # all older than `frame`
+                if self._jumped is partner:
+                    self._jumped = None
+                    self._stats = replace(self._stats, stale=self._stats.stale + 1)
+                    return None
                 self._stats = replace(self._stats, pairs=self._stats.pairs + 1)
                 return Pair(ir=frame, visible=partner) if stream == "ir" else Pair(ir=partner, visible=frame)
 

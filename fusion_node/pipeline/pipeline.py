@@ -16,6 +16,7 @@ from fusion_node.pipeline import postprocess
 from fusion_node.pipeline.agc import AgcConfig, AutoGain
 from fusion_node.pipeline.backends import open_backend
 from fusion_node.pipeline.errors import ImageError, PipelineError
+from fusion_node.pipeline.images import require_pixels
 from fusion_node.pipeline.model import ModelInfo, default_model_path
 from fusion_node.pipeline.registration import Registration
 from fusion_node.pipeline.types import Result
@@ -130,7 +131,8 @@ class FusionPipeline:
             visible: H×W×3 BGR uint8, or H×W mono uint8 (-> 3 channels).
 
         Raises:
-            ImageError: unusable arrays. RegistrationError: sizes differ without a homography.
+            ImageError: unusable arrays (empty ones included).
+            RegistrationError: sizes differ without a homography.
         """
         start = time.perf_counter()
         ir_in, visible_in = self._prepare(ir, visible)
@@ -160,6 +162,8 @@ class FusionPipeline:
 
     def _prepare(self, ir: np.ndarray, visible: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """AGC, registration and resize; returns (N×1×H×W, N×3×H×W) uint8 model inputs."""
+        require_pixels(ir.shape, "IR")
+        require_pixels(visible.shape, "visible")
         if ir.ndim == 3 and ir.shape[2] == 3:
             ir = cv2.cvtColor(ir, cv2.COLOR_BGR2GRAY)
         if ir.ndim != 2:

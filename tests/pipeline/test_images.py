@@ -126,6 +126,17 @@ def test_compressed_png16_and_jpeg(data_dir: Path) -> None:
 def test_compressed_garbage_is_an_error() -> None:
     with pytest.raises(ImageError, match="cannot decode"):
         compressed_to_numpy(msg.CompressedImage(format="jpeg", data=b"not a jpeg"))
+    with pytest.raises(ImageError, match=r"cannot decode .* 0 bytes"):  # OpenCV itself raises cv2.error
+        compressed_to_numpy(msg.CompressedImage(format="jpeg", data=b""))
+
+
+@pytest.mark.parametrize("encoding", ["mono8", "bgr8", "32FC1"])
+@pytest.mark.parametrize(("height", "width"), [(0, 0), (0, 4), (3, 0)])
+def test_empty_images_are_rejected(encoding: str, height: int, width: int) -> None:
+    empty = msg.Image(height=height, width=width, encoding=encoding, step=width * 4, data=b"")
+    expected = rf"{encoding} image is empty \(shape \({height}, {width}\)\).*sent no pixels"
+    with pytest.raises(ImageError, match=expected):
+        image_to_numpy(empty)
 
 
 @pytest.mark.parametrize(

@@ -60,7 +60,7 @@ def test_queues_are_bounded() -> None:
     assert stats.unpaired_ir == 7
 
 
-def test_time_jump_clears_and_recovers() -> None:
+def test_time_jump_clears_drops_the_stale_pair_and_recovers() -> None:
     pairer = ApproximateTimePairer(slop_ns=5 * MS)
     pairer.push("ir", frame(1000))
     pairer.push("visible", frame(990))
@@ -68,9 +68,25 @@ def test_time_jump_clears_and_recovers() -> None:
     stats = pairer.stats
     assert stats.time_jumps == 1 and stats.pairs == 0
     assert stats.unpaired_ir == 1 and stats.unpaired_visible == 1
-    pair = pairer.push("visible", frame(52))  # the other stream jumps too: no second count
-    assert pair is not None and pair.ir.stamp_ns == 50 * MS
-    assert pairer.stats.time_jumps == 1
+    # The pair with the frame that jumped is stale: it may be a lone out-of-order frame.
+    assert pairer.push("visible", frame(52)) is None  # the other stream jumps too: no second count
+    assert (pairer.stats.stale, pairer.stats.time_jumps) == (1, 1)
+    pairer.push("ir", frame(150))
+    pair = pairer.push("visible", frame(152))  # the restarted streams pair again
+    assert pair is not None and pair.ir.stamp_ns == 150 * MS
+    assert (pairer.stats.pairs, pairer.stats.stale, pairer.stats.time_jumps) == (1, 1, 1)
+
+
+def test_a_lone_backward_pair_is_never_returned() -> None:
+    pairer = ApproximateTimePairer(slop_ns=5 * MS)
+    assert pairer.push("ir", frame(1000)) is None
+    assert pairer.push("visible", frame(1001)) is not None
+    pairer.push("visible", frame(10))  # one pair an hour old, then the live stream again
+    assert pairer.push("ir", frame(12)) is None
+    pairer.push("visible", frame(1100))
+    pair = pairer.push("ir", frame(1101))
+    assert pair is not None and pair.visible.stamp_ns == 1100 * MS
+    assert (pairer.stats.pairs, pairer.stats.stale, pairer.stats.time_jumps) == (2, 1, 1)
 
 
 def test_invalid_arguments() -> None:

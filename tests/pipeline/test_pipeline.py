@@ -14,6 +14,7 @@ import pytest
 from fusion_node.pipeline import (
     AgcConfig,
     FusionPipeline,
+    ImageError,
     PipelineConfig,
     PipelineError,
     RegistrationError,
@@ -115,6 +116,20 @@ def test_raw_thermal_and_mono_visible(contract_model: ModelFactory) -> None:
     assert result.segmentation is not None
     hot = result.segmentation[32]
     assert hot[:40].max() == 0 and hot[-40:].min() == 1  # AGC put the warm half above 127
+
+
+@pytest.mark.parametrize(
+    ("ir_shape", "visible_shape"),
+    [((0, 0), (0, 0, 3)), ((64, 96), (0, 96, 3)), ((64, 0), (64, 96, 3)), ((64, 96), (64, 96, 0))],
+)
+def test_empty_images_are_image_errors_not_opencv_errors(
+    contract_model: ModelFactory, ir_shape: tuple[int, ...], visible_shape: tuple[int, ...]
+) -> None:
+    fusion = pipeline(contract_model())
+    with pytest.raises(ImageError, match=r"image is empty|visible image must be"):
+        fusion.process(np.zeros(ir_shape, np.uint8), np.zeros(visible_shape, np.uint8))
+    good = fusion.process(np.zeros((64, 96), np.uint8), np.zeros((64, 96, 3), np.uint8))
+    assert good.fused.shape == (64, 96, 3)  # and the pipeline goes on
 
 
 def test_registration_in_the_pipeline(contract_model: ModelFactory) -> None:
