@@ -22,6 +22,7 @@ from fusion_node.replay.bagio import (
     make_typestore,
     open_writer,
 )
+from fusion_node.shutdown import raise_if_stopped
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 # Folder pairs of the supported layouts: {ir,vi}/NAME (TNO, RoadScene, MSRS) and
@@ -142,6 +143,7 @@ def make_bag(
         vi_conn = writer.add_connection(visible_topic, msgtype, typestore=ts)
         bar = tqdm(total=len(pairs), desc="make-bag", unit="pair", disable=not progress)
         for (ir_path, vi_path), (vi_ns, ir_ns) in zip(pairs, _stamps(len(pairs), rate_hz), strict=True):
+            raise_if_stopped()  # SIGINT/SIGTERM: the writer closes the bag with what was written
             msgs = [
                 (ir_ns, ir_conn, ir_msg(ir_path, header(ts, ir_ns, frame_ids[0]))),
                 (vi_ns, vi_conn, visible_msg(vi_path, header(ts, vi_ns, frame_ids[1]))),

@@ -12,6 +12,7 @@ from tqdm import tqdm
 from fusion_node.pipeline import ApproximateTimePairer, FusionPipeline, PipelineConfig, overlay
 from fusion_node.replay.bagio import FrameReader, OutputBag, open_writer
 from fusion_node.replay.report import ReportSample, write_report
+from fusion_node.shutdown import raise_if_stopped
 
 OUTPUT_BAG = "outputs"  # out_dir/outputs/outputs.mcap + metadata.yaml: `ros2 bag play out_dir/outputs`
 REPORT_SAMPLES = 4
@@ -74,6 +75,7 @@ def replay(
         wanted = _sample_indices(min(reader.counts.values()))
         total = sum(reader.counts.values())
         for role, frame in tqdm(reader.frames(), total=total, desc="replay", disable=not progress):
+            raise_if_stopped()  # SIGINT/SIGTERM: the output bag closes with what was written
             frames_in += 1
             pair = pairer.push(role, frame)
             if pairer.stats.time_jumps != time_jumps:  # the bag looped: AGC must not carry over
@@ -107,6 +109,7 @@ def replay(
             "visible_topic": visible_topic,
             "slop_s": slop_s,
             "time_jumps": stats.time_jumps,
+            "stale_pairs": stats.stale,  # pairs with a frame whose stamp went backwards: not fused
             "latency_source": "FusionPipeline.process total per pair",
             "messages_written": outputs.count,
             "output_bag": str(out_dir / OUTPUT_BAG),

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import random
-import signal
 import subprocess
 import sys
 import threading
@@ -39,6 +38,7 @@ from fusion_node.pipeline import ModelError, default_model_path, numpy_to_image_
 from fusion_node.replay.bagio import make_typestore, open_writer
 from fusion_node.replay.replay import OUTPUT_BAG
 from fusion_node.replay.report import ReportSample, write_report
+from fusion_node.shutdown import SHUTDOWN_BOUND_S, raise_if_stopped, stop_process
 
 IR_TOPIC, VISIBLE_TOPIC = "/thermal/image_raw", "/camera/image_raw"
 IR_FRAME, VISIBLE_FRAME = "ir_optical_frame", "visible_optical_frame"
@@ -110,6 +110,7 @@ def _wait(condition: Callable[[], bool], timeout: float, node_proc: subprocess.P
     """Poll `condition()` until true, the timeout, or the node exiting; True when it held."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and node_proc.poll() is None:
+        raise_if_stopped()
         if condition():
             return True
         time.sleep(0.05)
@@ -155,10 +156,8 @@ def run_demo(
         )
         try:
             outcome = _exchange(node_proc, pairs, rate_hz=rate_hz, loops=loops, domain_id=domain_id)
-        finally:
-            if node_proc.poll() is None:
-                node_proc.send_signal(signal.SIGINT)
-            node_proc.wait(timeout=30.0)
+        finally:  # also on SIGINT/SIGTERM of the demo: the node must not outlive it
+            stop_process(node_proc, timeout=SHUTDOWN_BOUND_S)
     if outcome is None:
         print(f"ERROR: the node produced no output; see {output_dir / 'node.log'}", file=sys.stderr)
         return 1
@@ -200,6 +199,7 @@ def _exchange(
             return None
         start = time.monotonic()
         for index in range(loops * len(pairs)):
+            raise_if_stopped()
             ir, visible = pairs[index % len(pairs)]
             stamp_ns = client.get_clock().now().nanoseconds
             published[stamp_ns] = (ir, visible)

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from rosbags.highlevel import AnyReader
 
 from fusion_node.cli import main
+from fusion_node.replay.bagio import make_typestore
+from fusion_node.shutdown import SHUTDOWN_BOUND_S
 
 
 @pytest.fixture(scope="module")
@@ -75,3 +82,32 @@ def test_bench_without_model_says_so(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "nothing.onnx" in error_of(
         ["bench", "--model", str(tmp_path / "nothing.onnx"), "--no-anchor"], capsys
     )
+
+
+def test_make_bag_stops_on_sigterm_with_the_bag_closed(msrs_dir: Path, tmp_path: Path) -> None:
+    """A long make-bag started with SIGINT ignored, then SIGTERM: exit 143 and a readable bag."""
+    bag = tmp_path / "bag"
+    argv = [sys.executable, "-m", "fusion_node.cli", "make-bag", str(msrs_dir), str(bag)]
+    proc = subprocess.Popen(
+        [*argv, "--compressed", "--loops", "100000", "--quiet"],
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
+    try:
+        deadline = time.monotonic() + 60.0
+        while sum(f.stat().st_size for f in bag.glob("*.mcap")) < 2**20 and time.monotonic() < deadline:
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.05)
+        start = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30.0)
+        seconds = time.monotonic() - start
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 143 and "stopped by SIGTERM" in err and "Traceback" not in err, err
+    assert seconds <= SHUTDOWN_BOUND_S
+    with AnyReader([bag], default_typestore=make_typestore()) as reader:  # closed: index + metadata
+        assert reader.message_count > 0

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from ros_harness import domain_id
+from ros_harness import REPO, domain_id, ignore_sigint, ros_env
 from rosbags.highlevel import AnyReader
 
 from fusion_node.replay.bagio import make_typestore
 from fusion_node.ros.demo import run_demo
+from fusion_node.shutdown import SHUTDOWN_BOUND_S
 
 
 def test_demo_records_every_output_and_reports(
@@ -49,3 +55,42 @@ def test_demo_without_a_trained_model_says_so(
     assert run_demo(tmp_path / "out") == 1
     assert "needs a trained model" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_demo_stops_cleanly_on_a_signal_although_sigint_was_ignored(
+    signum: signal.Signals, contract_model: Callable[..., Path], tmp_path: Path
+) -> None:
+    """`fusion-node demo` from a background job: it and its node stop cleanly on SIGINT and SIGTERM."""
+    out = tmp_path / "out"
+    argv = ["demo", "--output", str(out), "--model", str(contract_model())]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fusion_node.cli", *argv],
+        env=ros_env(domain_id(2)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+        preexec_fn=ignore_sigint,
+        start_new_session=True,  # the demo and its node in one group: the finally kills both
+    )
+    try:
+        log = out / "node.log"
+        deadline = time.monotonic() + 60.0
+        while not (log.is_file() and "ready:" in log.read_text()) and time.monotonic() < deadline:
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.1)
+        assert proc.poll() is None, "the demo ended before it could be interrupted"
+        start = time.monotonic()
+        proc.send_signal(signum)
+        _, err = proc.communicate(timeout=30.0)
+        seconds = time.monotonic() - start
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 128 + signum, err
+    assert f"stopped by {signum.name}" in err and "Traceback" not in err, err
+    # The demo stopped its node with SIGINT (inherited ignored there too), and the node shut down.
+    assert "shut down on SIGINT" in log.read_text()
+    assert seconds <= 2 * SHUTDOWN_BOUND_S  # the demo's own bound, then its node's
