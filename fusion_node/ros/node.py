@@ -3,7 +3,9 @@
 The node only converts messages, holds parameters and QoS, and publishes; the ROS-free
 FusionPipeline does the work. Subscription callbacks decode and pair; the newest complete pair
 goes into a one-slot buffer that a worker thread (not the executor) processes, so callbacks never
-wait for inference and a slow model drops pairs (counted) instead of adding latency.
+wait for inference and a slow model drops pairs (counted) instead of adding latency. The worker
+survives any error of one pair; the ROS-free Health turns what happens into /diagnostics
+(docs/diagnostics.md).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,7 +22,7 @@ import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.executors import ExternalShutdownException
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, QoSReliabilityPolicy, qos_profile_sensor_data
@@ -46,12 +49,21 @@ from fusion_node.pipeline import (
 )
 from fusion_node.pipeline.pairing import Stream
 from fusion_node.ros import params
+from fusion_node.ros.health import Health, HealthConfig, Level
 from fusion_node.ros.messages import detections_msg, diagnostics_msg, image_msg
-from fusion_node.ros.runtime import LatestSlot, LogThrottle, RunStats
+from fusion_node.ros.runtime import LatestSlot, LogThrottle
+from fusion_node.shutdown import SHUTDOWN_BOUND_S, Stopped, raise_if_stopped, stop_on_signals
 
 NODE_NAME = "fusion_node"
 CAMERAS: tuple[Stream, ...] = ("ir", "visible")
+LEVELS = {
+    Level.OK: DiagnosticStatus.OK,
+    Level.WARN: DiagnosticStatus.WARN,
+    Level.ERROR: DiagnosticStatus.ERROR,
+}
 LOG_THROTTLE_S = 5.0
+SPIN_WAKE_S = 0.1  # how often the executor returns to Python, where signal handlers run
+WORKER_JOIN_S = SHUTDOWN_BOUND_S - 0.5  # the rest of the bound: destroy the node, shut rclpy down
 
 
 def pipeline_config(values: dict[str, Any]) -> PipelineConfig:
@@ -106,15 +118,26 @@ class FusionNode(Node):
             self.get_logger().warning(
                 f"model heads not trained: {', '.join(untrained)}; their topics are not published"
             )
-        self._stats = RunStats()
         self._throttle = LogThrottle(max(LOG_THROTTLE_S, self._values["input_timeout_s"]))
-        self._slot: LatestSlot[Pair] = LatestSlot()
+        # (epoch, pair): the epoch counts time jumps, so pairs from before the last one are stale.
+        self._slot: LatestSlot[tuple[int, Pair]] = LatestSlot()
         self._pairer = ApproximateTimePairer(int(self._values["slop_s"] * 1e9), self._values["queue_depth"])
-        self._time_jumps_seen = 0
-        self._last_seen = dict.fromkeys(CAMERAS, time.monotonic())
+        self._epoch = 0  # written by the callbacks (one executor thread), read by the worker
+        self._worker_epoch = 0
+        self._stale_seen = 0
         self._topics: dict[str, str] = {}
         self._create_publishers(info.detection_trained, info.segmentation_trained)
         self._create_subscriptions()
+        self._health = Health(
+            HealthConfig(
+                window_s=self._values["diagnostics_window_s"],
+                stall_timeout_s=self._values["stall_timeout_s"],
+                input_timeout_s=self._values["input_timeout_s"],
+                reliability=self._values["reliability"],
+            ),
+            self._topics,
+            time.monotonic(),
+        )
         self.add_on_set_parameters_callback(self._check_parameters)
         # rclpy >= Iron applies changes after they are accepted; Humble's rclpy has no post-set
         # hook, so there the validating callback applies them too (see _check_parameters).
@@ -171,43 +194,72 @@ class FusionNode(Node):
         """A subscription callback for `camera` that decodes with `decode` and pairs."""
 
         def on_image(msg: Image | CompressedImage) -> None:
-            self._last_seen[camera] = time.monotonic()
+            now = time.monotonic()
+            self._health.received(camera, now)
             try:
                 image = decode(msg)
             except ImageError as err:
-                self._stats.count("bad_input")
+                self._health.rejected(camera, str(err), now)
                 kind = getattr(msg, "encoding", None) or getattr(msg, "format", "")
                 self._warn(f"{camera}:{kind}", f"{self._topics[camera]}: {err}")
                 return
             stamp_ns = Time.from_msg(msg.header.stamp).nanoseconds
+            jumps = self._pairer.stats.time_jumps
             pair = self._pairer.push(
                 camera, Frame(image=image, stamp_ns=stamp_ns, frame_id=msg.header.frame_id)
             )
-            jumps = self._pairer.stats.time_jumps
-            if jumps != self._time_jumps_seen:
-                self._time_jumps_seen = jumps
-                self._warn(
-                    f"{camera}:jump",
-                    f"{self._topics[camera]}: stamp went backwards (bag loop or clock reset); "
-                    "pairing restarted",
-                )
-            if pair is not None and self._slot.put(pair):
-                self._stats.count("dropped")
+            stats = self._pairer.stats
+            if stats.time_jumps != jumps:
+                self._epoch += 1  # the worker drops what is older and restarts AGC
+                self._health.time_jump(camera, now)
+                self._warn(f"{camera}:jump", f"{self._health.jump_advice(camera)} (stamp {stamp_ns} ns)")
+            if stats.stale != self._stale_seen:
+                self._stale_seen = stats.stale
+                self._health.count("stale", now)
+            if pair is None:
+                return
+            self._health.count("pairs", now)
+            if self._slot.put((self._epoch, pair)):
+                self._health.count("dropped", now)
 
         return on_image
 
     def _work(self) -> None:
         """Worker thread: process the newest pair, publish, repeat until the slot closes."""
-        while (pair := self._slot.take()) is not None:
-            try:
-                result = self._pipeline.process(pair.ir.image, pair.visible.image)
-            except PipelineError as err:
-                self._stats.count("failed")
-                self._warn(
-                    type(err).__name__, f"pair at visible stamp {pair.visible.stamp_ns} ns skipped: {err}"
-                )
-                continue
+        try:
+            while (item := self._slot.take()) is not None:
+                self._process(*item)
+        except BaseException as err:  # only a bug gets here; say so on /diagnostics, then end
+            reason = f"{type(err).__name__}: {err}"
+            self._health.worker_stopped(reason)
+            self.get_logger().fatal(f"worker stopped, nothing will be published: {reason}")
+            raise
+
+    def _process(self, epoch: int, pair: Pair) -> None:
+        """Fuse and publish one pair; any error skips that pair only (counted, logged per cause)."""
+        stamp = pair.visible.stamp_ns
+        if epoch != self._epoch:  # formed before a time jump
+            self._health.count("stale", time.monotonic())
+            return
+        if epoch != self._worker_epoch:  # the first pair after a jump: AGC must not carry over
+            self._worker_epoch = epoch
+            self._pipeline.reset()
+        try:
+            result = self._pipeline.process(pair.ir.image, pair.visible.image)
+            if epoch != self._epoch:  # a jump while processing
+                self._health.count("stale", time.monotonic())
+                return
             self._publish_result(pair.visible, result)
+        except Exception as err:  # one bad pair, whatever went wrong, must not stop all output
+            cause = f"{type(err).__name__}: {err}"
+            self._health.failed(f"pair at visible stamp {stamp} ns: {cause}", time.monotonic())
+            if self._throttle.ready(cause, time.monotonic()):
+                if isinstance(err, PipelineError):
+                    self.get_logger().warning(f"pair at visible stamp {stamp} ns skipped: {cause}")
+                else:  # not an input problem but a bug: the traceback helps to fix it
+                    self.get_logger().error(
+                        f"pair at visible stamp {stamp} ns skipped: {cause}\n{traceback.format_exc()}"
+                    )
 
     def _publish_result(self, visible: Frame, result: Result) -> None:
         header = Header(stamp=Time(nanoseconds=visible.stamp_ns).to_msg(), frame_id=visible.frame_id)
@@ -224,22 +276,11 @@ class FusionNode(Node):
             debug = overlay(result.fused, seg, detections, n_classes=self._n_seg_classes)
             self._pub_debug.publish(image_msg(debug, "bgr8", header))
         latency_ns = self.get_clock().now().nanoseconds - visible.stamp_ns
-        self._stats.output(latency_ns / 1e6, time.monotonic())
-
-    def _silent_cameras(self) -> list[str]:
-        now = time.monotonic()
-        timeout = self._values["input_timeout_s"]
-        return [self._topics[c] for c in CAMERAS if now - self._last_seen[c] > timeout]
+        self._health.published(latency_ns / 1e6, time.monotonic())
 
     def _check_inputs(self) -> None:
-        silent = self._silent_cameras()
-        if silent:
-            self._warn(
-                "silent",
-                f"no frames on {', '.join(silent)} for {self._values['input_timeout_s']} s; check the topic "
-                f"names (ros2 topic list) and that the publisher's QoS matches reliability="
-                f"{self._values['reliability']} (ros2 topic info -v)",
-            )
+        for camera, line in self._health.silent(time.monotonic()).items():
+            self._warn(f"{camera}:silent", line)
 
     def _warn(self, key: str, text: str) -> None:
         if self._throttle.ready(key, time.monotonic()):
@@ -248,11 +289,10 @@ class FusionNode(Node):
     def _publish_diagnostics(self) -> None:
         pairing = self._pairer.stats
         info = self._pipeline.info
+        report = self._health.report(time.monotonic())
         values: dict[str, object] = {
-            **self._stats.summary(),
-            "pairs": pairing.pairs,
+            **report.values,
             "unpaired": pairing.unpaired_ir + pairing.unpaired_visible + pairing.dropped_queue,
-            "time_jumps": pairing.time_jumps,
             "backend": self._pipeline.backend_name,
             "model": info.model_name,
             "detection_trained": info.detection_trained,
@@ -260,16 +300,15 @@ class FusionNode(Node):
             "score_threshold": float(self.get_parameter("score_threshold").value),
             "nms_iou_threshold": float(self.get_parameter("nms_iou_threshold").value),
         }
-        silent = self._silent_cameras()
-        level, message = (
-            (DiagnosticStatus.WARN, f"no input on {', '.join(silent)}")
-            if silent
-            else (DiagnosticStatus.OK, "running")
-        )
         header = Header(stamp=self.get_clock().now().to_msg())
         self._pub_diagnostics.publish(
             diagnostics_msg(
-                header, f"{self.get_name()}: fusion", self._topics["visible"], level, message, values
+                header,
+                f"{self.get_name()}: fusion",
+                self._topics["visible"],
+                LEVELS[report.level],
+                report.message,
+                values,
             )
         )
 
@@ -290,30 +329,49 @@ class FusionNode(Node):
             self.get_logger().info(f"thresholds changed: {changed}")
 
     def destroy_node(self) -> None:
-        """Stop the worker (it finishes the pair in hand), then destroy the node."""
+        """Stop the worker (it finishes the pair in hand), then destroy the node and its publishers."""
         self._slot.close()
-        self._worker.join(timeout=10.0)
+        self._worker.join(timeout=WORKER_JOIN_S)
+        if self._worker.is_alive():
+            self.get_logger().error(
+                f"the worker is still busy after {WORKER_JOIN_S} s (a stuck inference?); exiting without it"
+            )
         super().destroy_node()
 
 
 def main(args: list[str] | None = None) -> int:
-    """Run the node until Ctrl-C or shutdown; 1 when it cannot start (one error line, no traceback)."""
-    # No rclpy signal handler: Ctrl-C raises KeyboardInterrupt here, while the context still
-    # exists, so destroy_node() can stop the worker before anything it publishes on goes away.
-    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    node: FusionNode | None = None
-    try:
-        node = FusionNode()
-        rclpy.spin(node)
-    except (params.NodeConfigError, PipelineError) as err:
-        rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start: {err}")
-        return 1
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+    """Run the node until SIGINT, SIGTERM or shutdown; 1 when it cannot start (one error line).
+
+    Stops within shutdown.SHUTDOWN_BOUND_S of the signal: the executor wakes every SPIN_WAKE_S to
+    let the signal handler run, then the worker is joined and the publishers are destroyed.
+    """
+    # Our handlers, not rclpy's: rclpy's would shut the context down while the worker may still
+    # publish. `rclpy.init` is not a context manager on Humble, hence try/finally.
+    with stop_on_signals():
+        rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+        logger = rclpy.logging.get_logger(NODE_NAME)
+        node: FusionNode | None = None
+        reason = "shutdown"
+        try:
+            node = FusionNode()
+            executor = SingleThreadedExecutor()
+            executor.add_node(node)
+            while rclpy.ok():
+                raise_if_stopped()
+                executor.spin_once(timeout_sec=SPIN_WAKE_S)
+        except (params.NodeConfigError, PipelineError) as err:
+            logger.fatal(f"cannot start: {err}")
+            return 1
+        except Stopped as stop:
+            reason = stop.name
+        except (KeyboardInterrupt, ExternalShutdownException):
+            pass
+        finally:
+            start = time.monotonic()
+            if node is not None:
+                node.destroy_node()
+                logger.info(f"shut down on {reason} in {time.monotonic() - start:.2f} s")
+            rclpy.try_shutdown()
     return 0
 
 

@@ -88,6 +88,19 @@ SPECS = (
     Spec("publish_debug_image", True, "Publish ~/debug_image (fused image with boxes and segmentation)."),
     Spec("diagnostics_period_s", 1.0, "Period of /diagnostics messages, seconds.", limits=(0.1, 60.0)),
     Spec("input_timeout_s", 2.0, "Warn when a camera is silent this long, seconds.", limits=(0.1, 3600.0)),
+    Spec(
+        "diagnostics_window_s",
+        5.0,
+        "Rates, latencies and per-period counts in /diagnostics cover the last this many seconds.",
+        limits=(0.5, 3600.0),
+    ),
+    Spec(
+        "stall_timeout_s",
+        5.0,
+        "/diagnostics goes ERROR when frames arrive but nothing was published for this long "
+        "(WARN after half of it), seconds.",
+        limits=(0.2, 3600.0),
+    ),
 )
 
 

@@ -1,13 +1,10 @@
-"""ROS-free run-time helpers of the node: the newest-pair slot and the run statistics."""
+"""ROS-free run-time helpers of the node: the newest-pair slot and the keyed log throttle."""
 
 from __future__ import annotations
 
 import math
 import threading
-from collections import Counter, deque
 from typing import Generic, TypeVar
-
-import numpy as np
 
 T = TypeVar("T")
 
@@ -65,36 +62,3 @@ class LogThrottle:
                 return False
             self._last[key] = now_s
             return True
-
-
-class RunStats:
-    """Counters and a sliding window of end-to-end latencies, shared by worker and timers."""
-
-    def __init__(self, window: int = 200) -> None:
-        self._lock = threading.Lock()
-        self._latencies_ms: deque[float] = deque(maxlen=window)
-        self._output_times_s: deque[float] = deque(maxlen=window)
-        self._counts: Counter[str] = Counter()
-
-    def count(self, key: str, n: int = 1) -> None:
-        """Add `n` to counter `key` (e.g. "pairs", "dropped", "bad_input")."""
-        with self._lock:
-            self._counts[key] += n
-
-    def output(self, latency_ms: float, now_s: float) -> None:
-        """Record one published result: its latency and when it went out (monotonic seconds)."""
-        with self._lock:
-            self._latencies_ms.append(latency_ms)
-            self._output_times_s.append(now_s)
-            self._counts["outputs"] += 1
-
-    def summary(self) -> dict[str, float | int]:
-        """Latency p50/p95 (ms) and FPS over the window (0 before two outputs), plus every counter."""
-        with self._lock:
-            latencies = np.asarray(self._latencies_ms, np.float64)
-            times = list(self._output_times_s)
-            counts = dict(self._counts)
-        p50, p95 = (float(v) for v in np.percentile(latencies, [50, 95])) if latencies.size else (0.0, 0.0)
-        span = times[-1] - times[0] if len(times) > 1 else 0.0
-        fps = (len(times) - 1) / span if span > 0 else 0.0
-        return {"latency_p50_ms": p50, "latency_p95_ms": p95, "fps": fps, **counts}

@@ -5,6 +5,7 @@ Every wait is bounded; nothing sleeps in place of a check.
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import subprocess
@@ -29,6 +30,7 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
 from fusion_node.pipeline import numpy_to_image_fields
+from fusion_node.shutdown import SHUTDOWN_BOUND_S
 
 REPO = Path(__file__).resolve().parents[2]
 DATA_DIR = REPO / ".." / "shared" / "data"
@@ -72,8 +74,17 @@ def real_pair(height: int = 240, width: int = 320) -> tuple[np.ndarray, np.ndarr
     )
 
 
+def ignore_sigint() -> None:
+    """preexec_fn: start with SIGINT ignored, as a background job (`cmd &`, nohup) would."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 class NodeProcess:
-    """`python -m fusion_node.ros.node` with a params file; its output is collected line by line."""
+    """`python -m fusion_node.ros.node` with a params file; its output is collected line by line.
+
+    Started with SIGINT ignored (the hard case: the node must install its own handler). Use it as a
+    context manager, or call `kill()` in a `finally`, so that no node outlives a failed test.
+    """
 
     def __init__(self, tmp: Path, domain: int, parameters: dict[str, Any]) -> None:
         params_file = tmp / "params.yaml"
@@ -86,9 +97,16 @@ class NodeProcess:
             stderr=subprocess.STDOUT,
             text=True,
             cwd=REPO,
+            preexec_fn=ignore_sigint,
         )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
+
+    def __enter__(self) -> NodeProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.kill()
 
     def _read(self) -> None:
         for line in self._proc.stdout or ():
@@ -116,15 +134,23 @@ class NodeProcess:
         self._reader.join(timeout=5.0)
         return code
 
-    def stop(self, timeout: float = 20.0) -> int:
-        """SIGINT (Ctrl-C), then the exit code."""
+    def stop(self, signum: int = signal.SIGINT, timeout: float = SHUTDOWN_BOUND_S) -> tuple[int, float]:
+        """Send `signum`; (exit code, seconds until the process was gone). Fails after `timeout`."""
+        start = time.monotonic()
         if self._proc.poll() is None:
-            self._proc.send_signal(signal.SIGINT)
+            self._proc.send_signal(signum)
         try:
-            return self.wait(timeout)
+            code = self.wait(timeout)
         except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError(f"no exit {timeout} s after {signum!r}; output:\n{self.output}") from None
+        return code, time.monotonic() - start
+
+    def kill(self) -> None:
+        """SIGKILL the process if it still runs (cleanup, not a shutdown test)."""
+        if self._proc.poll() is None:
             self._proc.kill()
-            raise
+            self._proc.wait()
 
 
 class RosClient:
@@ -209,3 +235,62 @@ def compressed(array: np.ndarray, fmt: str, stamp_ns: int, frame_id: str) -> Com
     if not ok:
         raise ValueError(f"cannot encode {fmt}")
     return CompressedImage(header=header(stamp_ns, frame_id), format=fmt, data=data.tobytes())
+
+
+HEIGHT, WIDTH = 240, 320
+IR_DELAY_NS = 10_000_000  # IR 10 ms after visible, within the slop: outputs carry the VISIBLE stamp
+
+
+def stamp_ns(msg: Any) -> int:
+    return rclpy.time.Time.from_msg(msg.header.stamp).nanoseconds
+
+
+def dict_of(status: Any) -> dict[str, str]:
+    """A DiagnosticStatus' key/values."""
+    return {kv.key: kv.value for kv in status.values}
+
+
+class Camera:
+    """Publishes registered IR (mono16) + visible (bgr8) pairs with fresh, distinct stamps."""
+
+    def __init__(self, ros: RosClient) -> None:
+        self.ros = ros
+        self.ir_pub = ros.publisher(Image, "/thermal/image_raw")
+        self.visible_pub = ros.publisher(Image, "/camera/image_raw")
+        ir8, self.visible = real_pair(HEIGHT, WIDTH)
+        self.ir8 = ir8
+        self.ir16 = ir8.astype(np.uint16) * 257  # full 16-bit range; AGC "off" maps it back (>> 8)
+        self.visible_stamps: list[int] = []
+        self._tick = itertools.count(1)
+
+    def stamp(self) -> int:
+        return self.ros.node.get_clock().now().nanoseconds + next(self._tick)
+
+    def pair(
+        self,
+        ir: np.ndarray | None = None,
+        visible: np.ndarray | None = None,
+        stamp: int | None = None,
+    ) -> None:
+        stamp = self.stamp() if stamp is None else stamp
+        self.visible_stamps.append(stamp)
+        # IR 10 ms later than visible (within slop): outputs must carry the VISIBLE stamp.
+        self.ir_pub.publish(image(self.ir16 if ir is None else ir, "mono16", stamp + IR_DELAY_NS, IR_FRAME))
+        visible = self.visible if visible is None else visible
+        self.visible_pub.publish(image(visible, "bgr8", stamp, VISIBLE_FRAME))
+
+    def raw_visible(self, encoding: str) -> None:
+        """A visible frame the node cannot decode: `encoding` on bgr8 bytes."""
+        stamp = self.stamp()
+        msg = image(self.visible, "bgr8", stamp, VISIBLE_FRAME)
+        msg.encoding = encoding
+        self.ir_pub.publish(image(self.ir16, "mono16", stamp + IR_DELAY_NS, IR_FRAME))
+        self.visible_pub.publish(msg)
+
+
+def fresh(camera: Camera, topic: str, check: Callable[[Any], bool] = lambda _: True) -> Any:
+    """The first output on `topic` for a pair published from now on (keeps publishing pairs)."""
+    first = len(camera.visible_stamps)
+    return camera.ros.wait_for(
+        topic, lambda m: stamp_ns(m) in camera.visible_stamps[first:] and check(m), publish=camera.pair
+    )

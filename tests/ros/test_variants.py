@@ -26,25 +26,23 @@ TOPICS = {"ir_topic": "/thermal/image_raw", "visible_topic": "/camera/image_raw"
 
 
 def start(tmp_path: Path, offset: int, model: Path, **parameters: object) -> NodeProcess:
-    proc = NodeProcess(tmp_path, domain_id(offset), {"model_path": str(model), **TOPICS, **parameters})
-    proc.wait_for_line("ready:")
-    return proc
+    return NodeProcess(tmp_path, domain_id(offset), {"model_path": str(model), **TOPICS, **parameters})
 
 
 def test_compressed_transport_and_silent_camera_warning(
     contract_model: Callable[..., Path], tmp_path: Path
 ) -> None:
-    node = start(
+    with start(
         tmp_path,
         1,
         contract_model(),
         ir_transport="compressed",
         visible_transport="compressed",
         input_timeout_s=0.5,
-    )
-    try:
-        silent = node.wait_for_line("no frames on")
-        assert "/thermal/image_raw/compressed" in silent and "/camera/image_raw/compressed" in silent
+    ) as node:
+        node.wait_for_line("ready:")
+        for topic in ("/thermal/image_raw/compressed", "/camera/image_raw/compressed"):
+            assert "check the topic name" in node.wait_for_line(f"no frame ever received on {topic}")
         ir8, visible = real_pair(240, 320)
         with client(domain_id(1)) as ros:
             ros.subscribe(Image, f"{NODE}/fused")
@@ -61,15 +59,13 @@ def test_compressed_transport_and_silent_camera_warning(
         stamp = rclpy.time.Time.from_msg(msg.header.stamp).nanoseconds
         assert stamp in stamps and msg.header.frame_id == VISIBLE_FRAME
         assert (msg.height, msg.width, msg.encoding) == (240, 320, "bgr8")
-    finally:
-        assert node.stop() == 0
+        assert node.stop()[0] == 0
 
 
 def test_untrained_detection_head_publishes_no_detections(
     contract_model: Callable[..., Path], tmp_path: Path
 ) -> None:
-    node = start(tmp_path, 2, contract_model(detection_trained=False))
-    try:
+    with start(tmp_path, 2, contract_model(detection_trained=False)) as node:
         assert "not trained: detection" in node.wait_for_line("not trained")
         ir8, visible = real_pair(120, 160)
         with client(domain_id(2)) as ros:
@@ -87,8 +83,7 @@ def test_untrained_detection_head_publishes_no_detections(
             assert ros.node.get_publishers_info_by_topic(f"{NODE}/fused")  # discovery has happened
             assert not ros.node.get_publishers_info_by_topic(f"{NODE}/detections")
             assert not ros.received[f"{NODE}/detections"]
-    finally:
-        assert node.stop() == 0
+        assert node.stop()[0] == 0
 
 
 @pytest.mark.parametrize("problem", ["missing", "corrupt"])
@@ -96,8 +91,8 @@ def test_unusable_model_exits_1_with_one_error_line(problem: str, tmp_path: Path
     model = tmp_path / "model.onnx"
     if problem == "corrupt":
         model.write_bytes(b"not an onnx file")
-    node = NodeProcess(tmp_path, domain_id(3), {"model_path": str(model), **TOPICS})
-    assert node.wait(timeout=30.0) == 1
+    with NodeProcess(tmp_path, domain_id(3), {"model_path": str(model), **TOPICS}) as node:
+        assert node.wait(timeout=30.0) == 1
     errors = [line for line in node.lines if "cannot start" in line]
     assert len(errors) == 1 and "model.onnx" in errors[0], node.output
     assert "Traceback" not in node.output
