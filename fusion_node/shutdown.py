@@ -6,8 +6,9 @@ SIGTERM (what launch escalates to, and what systemd and docker send) ends Python
 without `finally` blocks. `stop_on_signals()` installs one handler for both, whatever was
 inherited: the first signal raises `Stopped` (a KeyboardInterrupt, so the usual
 `except KeyboardInterrupt` idiom catches it) in the main thread, and `finally` blocks and context
-managers then join workers and close publishers and bag writers. A second signal while that runs
-exits at once: the user asked twice.
+managers then join workers and close publishers and bag writers. A repeated signal within
+SHUTDOWN_BOUND_S is the same request (a terminal's Ctrl-C reaches the whole process group, and the
+demo forwards it to its node as well); one after that exits at once, for a stop that hangs.
 
 An exception raised by a signal handler can be swallowed where it lands (inside an import of a
 compiled module, a finalizer), so long loops also call `raise_if_stopped()` once per iteration: a
@@ -20,6 +21,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
@@ -27,7 +29,7 @@ from types import FrameType
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 # The promise: a process stops within this many seconds of the first signal, once its main() runs.
 SHUTDOWN_BOUND_S = 2.0
-_received: list[int] = []  # signals received inside stop_on_signals(); process-wide, as signals are
+_received: list[tuple[int, float]] = []  # (signal, monotonic time) in stop_on_signals(); process-wide
 
 
 class Stopped(KeyboardInterrupt):
@@ -53,11 +55,12 @@ def stop_on_signals() -> Iterator[None]:
     previous = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
 
     def handler(signum: int, _frame: FrameType | None) -> None:
-        if _received:
+        if not _received:
+            _received.append((signum, time.monotonic()))
+            raise Stopped(signum)
+        if time.monotonic() - _received[0][1] > SHUTDOWN_BOUND_S:
             print(f"{signal.Signals(signum).name} again: exiting without a clean stop", file=sys.stderr)
             os._exit(128 + signum)
-        _received.append(signum)
-        raise Stopped(signum)
 
     _received.clear()
     for signum in STOP_SIGNALS:
@@ -74,7 +77,7 @@ def stop_on_signals() -> Iterator[None]:
 def raise_if_stopped() -> None:
     """Raise `Stopped` when a stop signal has come (call it once per iteration of a long loop)."""
     if _received:
-        raise Stopped(_received[0])
+        raise Stopped(_received[0][0])
 
 
 def stop_process(proc: subprocess.Popen[bytes] | subprocess.Popen[str], timeout: float) -> int:

@@ -48,3 +48,16 @@ def test_stop_process_kills_a_child_that_ignores_sigint() -> None:
     finally:
         child.kill()
         child.wait()
+
+
+def test_a_repeated_signal_within_the_bound_is_the_same_request() -> None:
+    cleaned_up = False
+    with pytest.raises(Stopped, match="SIGINT"), stop_on_signals():
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            signal.sigtimedwait([], 0)
+        finally:  # cleanup in progress: a second SIGINT (e.g. Ctrl-C to the group) must not break it
+            os.kill(os.getpid(), signal.SIGINT)
+            signal.sigtimedwait([], 0)
+            cleaned_up = True
+    assert cleaned_up

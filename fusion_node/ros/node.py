@@ -232,8 +232,9 @@ class FusionNode(Node):
         except BaseException as err:  # only a bug gets here; say so on /diagnostics, then end
             reason = f"{type(err).__name__}: {err}"
             self._health.worker_stopped(reason)
-            self.get_logger().fatal(f"worker stopped, nothing will be published: {reason}")
-            raise
+            self.get_logger().fatal(
+                f"worker stopped, nothing will be published: {reason}\n{traceback.format_exc()}"
+            )
 
     def _process(self, epoch: int, pair: Pair) -> None:
         """Fuse and publish one pair; any error skips that pair only (counted, logged per cause)."""
