@@ -146,6 +146,14 @@ class NodeProcess:
             raise AssertionError(f"no exit {timeout} s after {signum!r}; output:\n{self.output}") from None
         return code, time.monotonic() - start
 
+    def assert_clean_stop(self, signum: int) -> None:
+        """`signum` stops the node within the bound: exit 0, its shutdown line, no traceback."""
+        code, seconds = self.stop(signum)
+        assert code == 0, self.output
+        assert f"shut down on {signal.Signals(signum).name}" in self.wait_for_line("shut down on")
+        assert seconds <= SHUTDOWN_BOUND_S
+        assert "Traceback" not in self.output, self.output
+
     def kill(self) -> None:
         """SIGKILL the process if it still runs (cleanup, not a shutdown test)."""
         if self._proc.poll() is None:

@@ -30,8 +30,6 @@ from ros_harness import (
 from sensor_msgs.msg import Image
 from vision_msgs.msg import Detection2DArray
 
-from fusion_node.shutdown import SHUTDOWN_BOUND_S
-
 # Two boxes (relative x1, y1, x2, y2, score, class): only the first survives score_threshold 0.7.
 BOXES = ((0.1, 0.2, 0.4, 0.6, 0.9, 1), (0.5, 0.5, 0.9, 0.9, 0.5, 0))
 CLASSES = ("person", "car")
@@ -194,8 +192,4 @@ def test_threshold_change_over_the_parameter_service(camera: Camera) -> None:
 
 def test_sigint_shuts_down_cleanly_although_inherited_ignored(node: NodeProcess, ros: RosClient) -> None:
     """The node was started with SIGINT ignored (a background job); it stops within the bound."""
-    code, seconds = node.stop(signal.SIGINT)
-    assert code == 0, node.output
-    assert "shut down on SIGINT" in node.wait_for_line("shut down on")
-    assert seconds <= SHUTDOWN_BOUND_S
-    assert "Traceback" not in node.output, node.output
+    node.assert_clean_stop(signal.SIGINT)
