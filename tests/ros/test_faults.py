@@ -6,6 +6,7 @@ with SIGTERM (started with SIGINT ignored), which must stop it cleanly within th
 
 from __future__ import annotations
 
+import re
 import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,6 +21,7 @@ from ros_harness import (
     IR_DELAY_NS,
     IR_FRAME,
     NODE,
+    REPO,
     WIDTH,
     Camera,
     NodeProcess,
@@ -86,8 +88,16 @@ def recovers(camera: Camera) -> dict[str, str]:
     return values
 
 
-def test_starts_ok_with_every_counter(camera: Camera) -> None:
+def documented_keys() -> set[str]:
+    """The keys in the first column of docs/diagnostics.md's key table."""
+    section = (REPO / "docs" / "diagnostics.md").read_text().split("## Keys", 1)[1].split("\n## ", 1)[0]
+    rows = [line.split("|")[1] for line in section.splitlines() if line.startswith("| `")]
+    return {key for row in rows for key in re.findall(r"`([a-z0-9_]+)`", row)}
+
+
+def test_starts_ok_with_every_counter_and_every_key_documented(camera: Camera) -> None:
     values = recovers(camera)
+    assert set(values) - {"message"} == documented_keys()
     for key in (
         "pairs",
         "dropped",
