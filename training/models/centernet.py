@@ -428,7 +428,8 @@ class CenterNet(nn.Module):
         self.register_buffer("wh_scale", torch.tensor(16.0))
 
     def forward(self, images: torch.Tensor) -> CenterNetOutput:
-        check_input_size(images.shape[2], images.shape[3])
+        if not torch.jit.is_tracing():  # traced shapes are tensors; export checks the size itself
+            check_input_size(images.shape[2], images.shape[3])
         logits, wh = self.head(self.backbone(images))
         if self.classes != COCO_CLASSES:
             logits = logits.index_select(1, self.class_ids)
@@ -476,3 +477,28 @@ def decode(keypoints: torch.Tensor, wh: torch.Tensor, top_k: int) -> torch.Tenso
 def load_centernet(path: str | Path, classes: Sequence[str] = COCO_CLASSES) -> CenterNet:
     """The pretrained detector from ``centernet.json`` (+ .bin beside it), in eval mode."""
     return CenterNet(classes).load_tfjs(path).eval()
+
+
+def export_centernet_onnx(model: CenterNet, path: str | Path, size: int, *, opset: int = 17) -> Path:
+    """The detector alone as ONNX: ``images`` [N,3,size,size] RGB 0..255 → its three outputs.
+
+    TorchScript exporter (as training/export.py uses), batch dynamic, input size fixed; checked
+    with ``onnx.checker`` (full check).
+    """
+    import onnx  # export-time dependency only
+
+    check_input_size(size, size)
+    path = Path(path)
+    with torch.no_grad():
+        torch.onnx.export(
+            model.eval(),
+            (torch.zeros(1, 3, size, size),),
+            str(path),
+            input_names=["images"],
+            output_names=list(CenterNetOutput._fields),
+            dynamic_axes={name: {0: "batch"} for name in ("images", *CenterNetOutput._fields)},
+            opset_version=opset,
+            dynamo=False,
+        )
+    onnx.checker.check_model(onnx.load(str(path)), full_check=True)
+    return path
