@@ -16,8 +16,8 @@ and this port reproduces (docs/detector.md has the card):
   bottom distances in input pixels) outputs at stride 4.
 - Decode (``detections``, K=100 × [x1, y1, x2, y2, score, class]): 3×3 max-pool NMS on the
   heatmap, top-K over the NHWC-flattened heatmap, box = (x·4 − l, y·4 − t, x·4 + r, y·4 + b).
-The scalar constants (hard-swish 1/6 stored as float16 = 0.16663, wh scale 16, stride 4, K) are
-read from the graph, so the port computes what the graph computes.
+The gates' constants are read from the graph (1/6 is stored as float16: 0.1666259765625), and wh
+scale 16, stride 4 and K are checked against it, so the port computes what the graph computes.
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ ROAD_CLASSES: tuple[str, ...] = ("person", "bicycle", "car", "motorcycle", "bus"
 
 INPUT_MULTIPLE = 32  # deepest stride: every stride-2 layer then sees an even size
 STRIDE = 4  # output stride of keypoints/wh
+WH_SCALE = 16.0  # the wh head's outputs are distances / 16
 TOP_K = 100
 _UPSTREAM_SIZE = 512
 
@@ -177,51 +178,45 @@ class TfConv(nn.Module):
         return list(node.inputs[1 : 3 if self.conv.bias is not None else 2])
 
 
-class HardSwish(nn.Module):
-    """TF's hard_swish: x · c · relu6(x + a), c = 1/6 and a = 3 as stored in the graph."""
+class _Relu6Gate(nn.Module):
+    """Holds c and a of TF's c·relu6(x + a) gates (1/6 and 3), read from the graph's constants."""
 
     scale: torch.Tensor
     offset: torch.Tensor
 
-    def __init__(self, scope: str) -> None:
+    def __init__(self, prefix: str, mul: str) -> None:
         super().__init__()
-        self.scope = scope
+        self.constants = (f"tower_0/{prefix}/{mul}/y", f"tower_0/{prefix}/add/y")
         self.register_buffer("scale", torch.tensor(1 / 6))
         self.register_buffer("offset", torch.tensor(3.0))
+
+    def load(self, graph: TfjsGraph) -> list[str]:
+        self.scale.fill_(graph.scalar(self.constants[0]))
+        self.offset.fill_(graph.scalar(self.constants[1]))
+        return list(self.constants)
+
+
+class HardSwish(_Relu6Gate):
+    """TF's hard_swish: (x · c) · relu6(x + a), in the graph's order of operations."""
+
+    def __init__(self, scope: str) -> None:
+        super().__init__(f"{scope}/hard_swish", "mul_1")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.scale * F.relu6(x + self.offset)
 
-    def load(self, graph: TfjsGraph) -> list[str]:
-        names = [f"tower_0/{self.scope}/hard_swish/{c}/y" for c in ("mul_1", "add")]
-        self.scale.fill_(graph.scalar(names[0]))
-        self.offset.fill_(graph.scalar(names[1]))
-        return names
 
-
-class SqueezeExcite(nn.Module):
+class SqueezeExcite(_Relu6Gate):
     """MobileNetV3 SE: global mean → 1×1 + ReLU → 1×1 → hard-sigmoid c·relu6(s + a) → scale x."""
 
-    scale: torch.Tensor
-    offset: torch.Tensor
-
     def __init__(self, scope: str, channels: int, squeeze: int) -> None:
-        super().__init__()
-        self.scope = scope
+        super().__init__(f"{scope}/squeeze_excite/Conv_1", "mul")
         self.reduce = TfConv(f"{scope}/squeeze_excite/Conv/Relu", channels, squeeze, relu=True)
         self.expand = TfConv(f"{scope}/squeeze_excite/Conv_1/BiasAdd", squeeze, channels)
-        self.register_buffer("scale", torch.tensor(1 / 6))
-        self.register_buffer("offset", torch.tensor(3.0))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         s = self.expand(self.reduce(x.mean(dim=(2, 3), keepdim=True)))
         return self.scale * F.relu6(s + self.offset) * x
-
-    def load(self, graph: TfjsGraph) -> list[str]:
-        names = [f"tower_0/{self.scope}/squeeze_excite/Conv_1/{c}/y" for c in ("mul", "add")]
-        self.scale.fill_(graph.scalar(names[0]))
-        self.offset.fill_(graph.scalar(names[1]))
-        return names
 
 
 @dataclass(frozen=True)
@@ -416,16 +411,15 @@ class CenterNet(nn.Module):
     """
 
     class_ids: torch.Tensor
-    wh_scale: torch.Tensor
 
     def __init__(self, classes: Sequence[str] = COCO_CLASSES, *, top_k: int = TOP_K) -> None:
         super().__init__()
-        self.classes = tuple(COCO_CLASSES[i] for i in coco_class_ids(classes))
+        ids = coco_class_ids(classes)
+        self.classes = tuple(COCO_CLASSES[i] for i in ids)
         self.top_k = top_k
         self.backbone = MobileNetV3Backbone()
         self.head = CenterNetHead()
-        self.register_buffer("class_ids", torch.tensor(coco_class_ids(classes)), persistent=False)
-        self.register_buffer("wh_scale", torch.tensor(16.0))
+        self.register_buffer("class_ids", torch.tensor(ids), persistent=False)
 
     def forward(self, images: torch.Tensor) -> CenterNetOutput:
         if not torch.jit.is_tracing():  # traced shapes are tensors; export checks the size itself
@@ -433,7 +427,7 @@ class CenterNet(nn.Module):
         logits, wh = self.head(self.backbone(images))
         if self.classes != COCO_CLASSES:
             logits = logits.index_select(1, self.class_ids)
-        keypoints, wh = torch.sigmoid(logits), wh * self.wh_scale
+        keypoints, wh = torch.sigmoid(logits), wh * WH_SCALE
         return CenterNetOutput(decode(keypoints, wh, self.top_k), keypoints, wh)
 
     def load_tfjs(self, path: str | Path) -> CenterNet:
@@ -441,20 +435,19 @@ class CenterNet(nn.Module):
         graph = load_graph_model(path)
         used: set[str] = set()
         for module in self.modules():
-            if isinstance(module, (TfConv, HardSwish, SqueezeExcite)):
+            if isinstance(module, (TfConv, _Relu6Gate)):
                 used.update(module.load(graph))
         conv_ops = {"Conv2D", "_FusedConv2D", "DepthwiseConv2dNative", "FusedDepthwiseConv2dNative"}
         unused = {
             w for node in graph.nodes.values() if node.op in conv_ops for w in node.inputs[1:]
         } - used  # fmt: skip
-        decode_constants = {"tower_0/mul/y": 16.0, "tower_0/mul_3/y": STRIDE, "tower_0/TopKV2/k": TOP_K}
+        decode_constants = {"tower_0/mul/y": WH_SCALE, "tower_0/mul_3/y": STRIDE, "tower_0/TopKV2/k": TOP_K}
         wrong = {n: graph.scalar(n) for n, v in decode_constants.items() if graph.scalar(n) != v}
         if unused or wrong:
             raise PretrainedModelError(
                 f"{path}: not the graph this port reproduces (conv weights not mapped: "
                 f"{sorted(unused)}; decode constants differing: {wrong})"
             )
-        self.wh_scale.fill_(graph.scalar("tower_0/mul/y"))
         return self
 
 
