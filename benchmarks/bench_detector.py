@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -105,17 +104,15 @@ def table(out: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run, print a table (or JSON); errors print `ERROR: ...` and return 1."""
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run, print a table (or JSON); errors exit 1 with `ERROR: ...` on stderr."""
     args = parse_args(argv)
     try:
         out = run(args)
     except PretrainedModelError as err:
-        print(f"ERROR: {err}", file=sys.stderr)
-        return 1
+        raise SystemExit(f"ERROR: {err}") from err
     print(json.dumps(out, indent=2) if args.json else table(out))
-    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
