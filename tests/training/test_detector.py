@@ -110,6 +110,8 @@ def test_a_graph_differing_from_the_port_is_refused(centernet_copy: Path) -> Non
     centernet_copy.write_text(json.dumps(model))
     with pytest.raises(PretrainedModelError, match=r"expanded_conv_1/depthwise/depthwise.*strides"):
         load_centernet(centernet_copy)
+    with pytest.raises(PretrainedModelError, match="not the CenterNet graph"):
+        load_centernet(PRETRAINED / "nanodet.json")  # the package's other detector
 
 
 @pytest.mark.parametrize("size", [(500, 512), (512, 0), (320, 330)])

@@ -48,13 +48,11 @@ class GraphNode:
 
 @dataclass(frozen=True)
 class TfjsGraph:
-    """A loaded graph model: nodes by name (graph order), weights by name, the json's metadata."""
+    """A loaded graph model: nodes by name (graph order), weights by name."""
 
     path: Path
     nodes: dict[str, GraphNode]
     weights: dict[str, np.ndarray]
-    signature: dict[str, Any]
-    generated_by: str
 
     def weight(self, name: str) -> np.ndarray:
         """The weight ``name``; a clear error if this graph has none of that name."""
@@ -176,10 +174,4 @@ def load_graph_model(path: str | Path) -> TfjsGraph:
         )
         for node in model["modelTopology"].get("node", ())
     }
-    return TfjsGraph(
-        path=path,
-        nodes=nodes,
-        weights=weights,
-        signature=model.get("signature", {}),
-        generated_by=str(model.get("generatedBy", "")),
-    )
+    return TfjsGraph(path=path, nodes=nodes, weights=weights)
