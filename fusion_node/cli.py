@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from fusion_node import defaults
 from fusion_node.pipeline import PipelineConfig, PipelineError
 from fusion_node.replay import BagError, make_bag, replay
 from fusion_node.replay.bagio import DEFAULT_IR_TOPIC, DEFAULT_VISIBLE_TOPIC
@@ -64,12 +65,16 @@ def _make_bag(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     try:
-        from fusion_node.ros.demo import run_demo  # needs rclpy and vision_msgs: imported on demand
+        from fusion_node.ros.demo import DemoError, run_demo  # needs rclpy and vision_msgs: on demand
     except ImportError as err:
         raise CliError(
             f"the demo needs ROS 2 (rclpy, vision_msgs): {err}. Run scripts/demo.sh, which sets them up"
         ) from err
-    return run_demo(args.output, model_path=args.model)
+    try:
+        run_demo(args.output, model_path=args.model)
+    except DemoError as err:  # the ROS-only module's error, known here once it imported
+        raise CliError(str(err)) from err
+    return 0
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -97,11 +102,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("bag", type=Path, help="rosbag2 folder (mcap or sqlite3) or its storage file")
     p.add_argument("--out", type=Path, required=True, help="output folder (outputs/ bag, report.md)")
     topics(p)
-    p.add_argument("--slop", type=float, default=0.05, help="largest IR/visible stamp difference, s")
+    p.add_argument(
+        "--slop", type=float, default=defaults.SLOP_S, help="largest IR/visible stamp difference, s"
+    )
     p.add_argument("--model", type=Path, default=None, help="ONNX model (default: the package's model)")
-    p.add_argument("--backend", choices=("onnxruntime", "tensorrt"), default="onnxruntime")
-    p.add_argument("--threads", type=int, default=0, help="CPU inference threads (0: ONNX Runtime's default)")
-    p.add_argument("--score-threshold", type=float, default=0.35, help="minimum detection score")
+    p.add_argument("--backend", choices=("onnxruntime", "tensorrt"), default=defaults.BACKEND)
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=defaults.THREADS,
+        help="CPU inference threads (0: ONNX Runtime's default)",
+    )
+    p.add_argument(
+        "--score-threshold", type=float, default=defaults.SCORE_THRESHOLD, help="minimum detection score"
+    )
     p.set_defaults(run=_replay)
 
     p = sub.add_parser("make-bag", help="write a rosbag2 from a folder of IR/visible image pairs")
