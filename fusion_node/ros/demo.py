@@ -86,15 +86,13 @@ def _sample_pairs() -> list[tuple[np.ndarray, np.ndarray]]:
         pairs = find_pairs(SAMPLE_DIR, strict=True)
     except PairFolderError as err:
         raise DemoError(f"the bundled sample is incomplete ({err}); reinstall fusion_node") from err
-    images = [
-        (cv2.imread(str(p.ir), cv2.IMREAD_GRAYSCALE), cv2.imread(str(p.visible), cv2.IMREAD_COLOR))
-        for p in pairs
-    ]
-    unreadable = [
-        p.name for p, (ir, visible) in zip(pairs, images, strict=True) if ir is None or visible is None
-    ]
-    if unreadable:
-        raise DemoError(f"sample pairs {unreadable} in {SAMPLE_DIR} cannot be read; reinstall fusion_node")
+    images = []
+    for pair in pairs:
+        ir = cv2.imread(str(pair.ir), cv2.IMREAD_GRAYSCALE)
+        visible = cv2.imread(str(pair.visible), cv2.IMREAD_COLOR)
+        if ir is None or visible is None:
+            raise DemoError(f"sample pair {pair.name} in {SAMPLE_DIR} cannot be read; reinstall fusion_node")
+        images.append((ir, visible))
     return images
 
 
