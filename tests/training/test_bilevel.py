@@ -26,6 +26,9 @@ from training.bilevel import (
     hypergradient,
 )
 from training.losses import FusionLossConfig, GanLossConfig, LossError, SemanticLossConfig
+from training.models.discriminator import Discriminator, DiscriminatorConfig
+from training.models.fusion import FusionNetConfig, build_fusion_net
+from training.models.semantic import SemanticNet, SemanticNetConfig
 
 Batch = dict[str, Any]
 
@@ -367,14 +370,11 @@ def test_config_rejects_unknown_mode() -> None:
 
 def test_one_bilevel_step_with_the_project_nets(data_dir: Path) -> None:
     """The real FusionNet / Discriminator / SemanticNet (training/models) through one bi-level step."""
-    fusion_mod = pytest.importorskip("training.models.fusion")
-    disc_mod = pytest.importorskip("training.models.discriminator")
-    sem_mod = pytest.importorskip("training.models.semantic")
     torch.manual_seed(0)
     batch = _load_pairs(data_dir, size=32)
-    fusion = fusion_mod.build_fusion_net(fusion_mod.FusionNetConfig())
-    critic = disc_mod.Discriminator(disc_mod.DiscriminatorConfig())
-    semantic = sem_mod.SemanticNet(sem_mod.SemanticNetConfig(num_classes=2, num_seg_classes=3))
+    fusion = build_fusion_net(FusionNetConfig())
+    critic = Discriminator(DiscriminatorConfig())
+    semantic = SemanticNet(SemanticNetConfig(num_classes=2, num_seg_classes=3))
     tasks: list[LowerTask] = [
         DiscriminatorTask(critic, torch.optim.Adam(critic.parameters(), lr=1e-4), GanLossConfig()),
         SemanticTask(semantic, torch.optim.Adam(semantic.parameters(), lr=1e-3), SemanticLossConfig()),
