@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from fusion_node.pipeline import FusionPipeline, PipelineConfig, PipelineError
-from fusion_node.pipeline.pair_files import find_pairs
+from fusion_node.pipeline.pair_files import find_pairs, read_pair
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT / ".." / "shared"
@@ -48,10 +48,7 @@ def load_frames(folder: Path) -> list[FramePair]:
     """(IR H×W, visible H×W×3 BGR) uint8 pairs resized to 640×480."""
     frames = []
     for pair in find_pairs(folder):
-        ir = cv2.imread(str(pair.ir), cv2.IMREAD_GRAYSCALE)
-        vi = cv2.imread(str(pair.visible), cv2.IMREAD_COLOR)
-        if ir is None or vi is None:
-            raise BenchError(f"cannot read the pair {pair.ir} / {pair.visible}")
+        ir, vi = read_pair(pair)
         frames.append((cv2.resize(ir, (WIDTH, HEIGHT)), cv2.resize(vi, (WIDTH, HEIGHT))))
     return frames
 

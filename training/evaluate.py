@@ -19,7 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 from fusion_node.pipeline import FusionPipeline, PipelineConfig, PipelineError
-from fusion_node.pipeline.pair_files import ImagePair, find_pairs, list_images
+from fusion_node.pipeline.pair_files import ImagePair, find_pairs, list_images, read_pair
 from training.export import ExportError, export_checkpoint
 from training.metrics.errors import MetricsError
 from training.metrics.fusion import LOWER_IS_BETTER, METRICS, fusion_metrics, read_gray, to_gray
@@ -85,14 +85,11 @@ def model_fuser(model: Path) -> Fuser:
         return pipelines[size]
 
     def fuse(pair: ImagePair) -> np.ndarray:
-        ir = cv2.imread(str(pair.ir), cv2.IMREAD_GRAYSCALE)
-        vis = cv2.imread(str(pair.visible), cv2.IMREAD_COLOR)
-        if ir is None or vis is None:
-            raise MetricsError(f"cannot read pair {pair.name} ({pair.ir}, {pair.visible})")
         try:
+            ir, vis = read_pair(pair)
             return pipeline_for(*vis.shape[:2]).process(ir, vis).fused
         except PipelineError as err:
-            raise MetricsError(f"the pipeline failed on pair {pair.name}: {err}") from err
+            raise MetricsError(f"pair {pair.name}: {err}") from err
 
     return fuse
 

@@ -30,7 +30,7 @@ from fusion_node.pipeline.model import (
     SIZE_DIVISOR,
     graph_metadata,
 )
-from fusion_node.pipeline.pair_files import find_pairs
+from fusion_node.pipeline.pair_files import find_pairs, read_pair
 from training.models.color import bgr_to_ycrcb, ycrcb_to_bgr
 from training.models.decode import decode_detections
 from training.models.errors import ModelConfigError
@@ -134,41 +134,13 @@ def export_onnx(
     score_threshold: float = SCORE_THRESHOLD,
     nms_iou_threshold: float = NMS_IOU_THRESHOLD,
     frames: Sequence[Frame] | None = None,
-) -> Path:
-    """Export the inference graph to ``out_path`` and verify it (raises ExportError on any failure).
-
-    ``metadata`` holds the caller's keys (model_name, class_names, seg_class_names as JSON,
-    detection_trained, segmentation_trained, description); the graph-derived ones are added here.
-    Parity runs on ``frames`` (default: one synthetic pair).
-    """
-    return _export_verified(
-        fusion,
-        semantic,
-        out_path,
-        metadata=metadata,
-        input_size=input_size,
-        opset=opset,
-        max_detections=max_detections,
-        score_threshold=score_threshold,
-        nms_iou_threshold=nms_iou_threshold,
-        frames=frames,
-    )[0]
-
-
-def _export_verified(
-    fusion: nn.Module,
-    semantic: SemanticNet,
-    out_path: str | Path,
-    *,
-    metadata: dict[str, str],
-    input_size: tuple[int, int],
-    opset: int,
-    max_detections: int,
-    score_threshold: float,
-    nms_iou_threshold: float,
-    frames: Sequence[Frame] | None,
 ) -> tuple[Path, dict[str, Any]]:
-    """export_onnx, also returning the parity report."""
+    """Export the inference graph to ``out_path``, verify it, return (path, parity report).
+
+    ``metadata`` holds the caller's keys (model.CALLER_KEYS: class names as JSON lists, flags as
+    true/false); the graph-derived ones are added here. Parity runs on ``frames`` (default: one
+    synthetic pair); ExportError on any failure.
+    """
     h, w = input_size
     if h % SIZE_DIVISOR or w % SIZE_DIVISOR:
         raise ExportError(
@@ -359,17 +331,9 @@ def _describe(ckpt: dict[str, Any], trained: dict[str, bool]) -> str:
 def _read_frames(folder: Path, limit: int = 4) -> list[Frame]:
     """Up to ``limit`` (ir, visible) pairs of a dataset folder (the runtime's pair rule)."""
     try:
-        pairs = find_pairs(folder)[:limit]
+        return [read_pair(pair) for pair in find_pairs(folder)[:limit]]
     except PipelineError as err:
         raise ExportError(f"--check {folder}: {err}") from err
-    frames = []
-    for pair in pairs:
-        ir = cv2.imread(str(pair.ir), cv2.IMREAD_GRAYSCALE)
-        vis = cv2.imread(str(pair.visible), cv2.IMREAD_COLOR)
-        if ir is None or vis is None:
-            raise ExportError(f"cannot read the pair {pair.ir} / {pair.visible}: are they valid images?")
-        frames.append((ir, vis))
-    return frames
 
 
 def export_checkpoint(
@@ -398,13 +362,12 @@ def export_checkpoint(
         "segmentation_trained": json.dumps(meta["segmentation_trained"]),
         "description": meta["description"],
     }
-    return _export_verified(
+    return export_onnx(
         fusion,
         semantic,
         out,
         metadata=metadata,
         input_size=input_size,
-        opset=OPSET,
         max_detections=max_detections,
         score_threshold=score_threshold,
         nms_iou_threshold=nms_iou_threshold,

@@ -11,6 +11,9 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
+import numpy as np
+
 from fusion_node.pipeline.errors import PipelineError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
@@ -22,7 +25,7 @@ log = logging.getLogger(__name__)
 
 
 class PairFolderError(PipelineError):
-    """A folder without usable IR/visible pairs; the message names the folder and the fix."""
+    """A folder without usable IR/visible pairs; the message names the folder or file and the fix."""
 
 
 @dataclass(frozen=True)
@@ -101,3 +104,16 @@ def find_pairs(folder: Path, *, strict: bool = False) -> list[ImagePair]:
         f"{folder} has neither ir/ + vi/ nor infrared/ + visible/ folders; "
         "give a dataset folder such as ../shared/data/msrs_samples"
     )
+
+
+def read_pair(pair: ImagePair) -> tuple[np.ndarray, np.ndarray]:
+    """(IR uint8 H×W, visible uint8 H×W×3 BGR): the pair as the cameras publish it (mono8, bgr8).
+
+    Raises:
+        PairFolderError: a file OpenCV cannot decode.
+    """
+    ir = cv2.imread(str(pair.ir), cv2.IMREAD_GRAYSCALE)
+    visible = cv2.imread(str(pair.visible), cv2.IMREAD_COLOR)
+    if ir is None or visible is None:
+        raise PairFolderError(f"cannot read the pair {pair.ir} / {pair.visible}: are they valid image files?")
+    return ir, visible

@@ -35,7 +35,7 @@ from std_msgs.msg import Header
 from vision_msgs.msg import Detection2DArray
 
 from fusion_node.pipeline import ModelError, default_model_path, numpy_to_image_fields
-from fusion_node.pipeline.pair_files import PairFolderError, find_pairs
+from fusion_node.pipeline.pair_files import PairFolderError, find_pairs, read_pair
 from fusion_node.replay.bagio import make_typestore, open_writer
 from fusion_node.replay.replay import OUTPUT_BAG
 from fusion_node.replay.report import ReportSample, write_report
@@ -83,17 +83,9 @@ class _Recorder:
 def _sample_pairs() -> list[tuple[np.ndarray, np.ndarray]]:
     """The bundled (IR gray, visible BGR) pairs, in name order."""
     try:
-        pairs = find_pairs(SAMPLE_DIR, strict=True)
+        return [read_pair(pair) for pair in find_pairs(SAMPLE_DIR, strict=True)]
     except PairFolderError as err:
-        raise DemoError(f"the bundled sample is incomplete ({err}); reinstall fusion_node") from err
-    images = []
-    for pair in pairs:
-        ir = cv2.imread(str(pair.ir), cv2.IMREAD_GRAYSCALE)
-        visible = cv2.imread(str(pair.visible), cv2.IMREAD_COLOR)
-        if ir is None or visible is None:
-            raise DemoError(f"sample pair {pair.name} in {SAMPLE_DIR} cannot be read; reinstall fusion_node")
-        images.append((ir, visible))
-    return images
+        raise DemoError(f"the bundled sample is unusable ({err}); reinstall fusion_node") from err
 
 
 @contextmanager

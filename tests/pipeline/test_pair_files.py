@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from fusion_node.pipeline.pair_files import PairFolderError, find_pairs, list_images, match_pairs
+from fusion_node.pipeline.pair_files import PairFolderError, find_pairs, list_images, match_pairs, read_pair
 
 
 def touch(root: Path, *names: str) -> None:
@@ -70,3 +71,12 @@ def test_unusable_folders_name_the_problem(tmp_path: Path) -> None:
         list_images(tmp_path / "ir")
     with pytest.raises(PairFolderError, match="does not exist"):
         list_images(tmp_path / "missing")
+    touch(tmp_path / "empty", "ir/a.png", "vi/a.png")
+    with pytest.raises(PairFolderError, match=r"cannot read the pair .*a\.png"):
+        read_pair(find_pairs(tmp_path / "empty")[0])  # empty files are no images
+
+
+def test_read_pair_gives_what_cameras_publish(data_dir: Path) -> None:
+    ir, visible = read_pair(find_pairs(data_dir / "msrs_samples")[0])
+    assert ir.dtype == visible.dtype == np.uint8
+    assert ir.shape == visible.shape[:2] and visible.shape[2] == 3  # mono8 and bgr8

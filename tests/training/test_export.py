@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import cv2
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -14,7 +13,7 @@ import torch
 
 from fusion_node.pipeline import ModelInfo, open_backend
 from fusion_node.pipeline.model import CALLER_KEYS, CONTRACT, CONTRACT_INPUTS, CONTRACT_OUTPUTS
-from fusion_node.pipeline.pair_files import find_pairs
+from fusion_node.pipeline.pair_files import find_pairs, read_pair
 from training.export import (
     ExportError,
     InferenceGraph,
@@ -35,10 +34,7 @@ def _frames(name: str, count: int) -> list[tuple[np.ndarray, np.ndarray]]:
     folder = SHARED_DATA / name
     if not (folder / "ir").is_dir():
         pytest.skip(f"real data missing: {folder}")
-    return [
-        (cv2.imread(str(p.ir), cv2.IMREAD_GRAYSCALE), cv2.imread(str(p.visible), cv2.IMREAD_COLOR))
-        for p in find_pairs(folder)[:count]
-    ]
+    return [read_pair(pair) for pair in find_pairs(folder)[:count]]
 
 
 def _tiny_nets() -> tuple[torch.nn.Module, SemanticNet]:
@@ -67,7 +63,7 @@ def _metadata(trained: bool = True) -> dict[str, str]:
 def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, InferenceGraph]:
     fusion, semantic = _tiny_nets()
     # Export verifies parity itself (on a synthetic pair by default); the real frames come below.
-    path = export_onnx(
+    path, _report = export_onnx(
         fusion, semantic, tmp_path_factory.mktemp("onnx") / "tiny.onnx",
         metadata=_metadata(), input_size=SIZE, max_detections=20,
     )  # fmt: skip
