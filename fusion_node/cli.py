@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import inspect
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -122,11 +123,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("pairs_dir", type=Path, help="folder with ir/ + vi/ (or infrared/ + visible/)")
     p.add_argument("out", type=Path, help="bag folder to create")
     topics(p)
-    p.add_argument("--rate", type=float, default=10.0, help="frame rate of the stamps, Hz")
+    # make_bag owns its defaults; the options show them
+    made = {name: param.default for name, param in inspect.signature(make_bag).parameters.items()}
+    p.add_argument("--rate", type=float, default=made["rate_hz"], help="frame rate of the stamps, Hz")
     p.add_argument("--compressed", action="store_true", help="CompressedImage (IR png, visible jpeg)")
-    p.add_argument("--ir-encoding", choices=("mono8", "mono16"), default="mono8")
-    p.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap")
-    p.add_argument("--loops", type=int, default=1, help="play the folder this many times")
+    p.add_argument("--ir-encoding", choices=("mono8", "mono16"), default=made["ir_encoding"])
+    p.add_argument("--storage", choices=("mcap", "sqlite3"), default=made["storage"])
+    p.add_argument("--loops", type=int, default=made["loops"], help="play the folder this many times")
     p.set_defaults(run=_make_bag)
 
     p = sub.add_parser("demo", help="the real node fed the bundled sample over DDS (needs ROS 2)")
