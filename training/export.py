@@ -36,7 +36,7 @@ from training.models.decode import decode_detections
 from training.models.errors import ModelConfigError
 from training.models.fusion import FusionNetConfig, build_fusion_net
 from training.models.semantic import SemanticNet, SemanticNetConfig
-from training.paths import TNO
+from training.paths import REPO_ROOT, TNO
 
 INPUTS, OUTPUTS = list(CONTRACT_INPUTS), list(CONTRACT_OUTPUTS)  # the runtime's contract, in its order
 INPUT_SIZE = (480, 640)  # (height, width) the graph's metadata names as default
@@ -379,7 +379,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``fusion-export``: checkpoint -> contract ONNX, with ONNX Runtime parity on real frames."""
     parser = argparse.ArgumentParser(prog="fusion-export", description=__doc__)
     parser.add_argument("--checkpoint", required=True, type=Path)
-    parser.add_argument("--out", default=Path("models/fusion_rt.onnx"), type=Path)
+    parser.add_argument("--out", default=REPO_ROOT / "models" / "fusion_rt.onnx", type=Path)
     parser.add_argument("--input-size", nargs=2, type=int, default=INPUT_SIZE, metavar=("H", "W"))
     parser.add_argument("--max-detections", type=int, default=MAX_DETECTIONS)
     parser.add_argument("--score-threshold", type=float, default=SCORE_THRESHOLD)
