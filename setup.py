@@ -35,7 +35,7 @@ setup(
         "pyyaml",
     ],
     extras_require={
-        "train": ["torch==2.13.0", "onnx>=1.15", "tensorboard"],
+        "train": ["torch==2.13.0", "onnx>=1.15", "tensorboard", "pycocotools"],
         "dev": ["pytest", "ruff", "mypy", "onnx>=1.15", "pycocotools", "types-PyYAML", "types-tqdm"],
     },
     zip_safe=True,

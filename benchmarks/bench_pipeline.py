@@ -24,8 +24,7 @@ import cv2
 import numpy as np
 
 from fusion_node.pipeline import FusionPipeline, PipelineConfig, PipelineError
-from fusion_node.replay.bagio import BagError
-from fusion_node.replay.make_bag import find_pairs
+from fusion_node.pipeline.pair_files import find_pairs, read_pair
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT / ".." / "shared"
@@ -48,11 +47,8 @@ def default_frames() -> Path:
 def load_frames(folder: Path) -> list[FramePair]:
     """(IR H×W, visible H×W×3 BGR) uint8 pairs resized to 640×480."""
     frames = []
-    for ir_path, vi_path in find_pairs(folder):
-        ir = cv2.imread(str(ir_path), cv2.IMREAD_GRAYSCALE)
-        vi = cv2.imread(str(vi_path), cv2.IMREAD_COLOR)
-        if ir is None or vi is None:
-            raise BenchError(f"cannot read the pair {ir_path} / {vi_path}")
+    for pair in find_pairs(folder):
+        ir, vi = read_pair(pair)
         frames.append((cv2.resize(ir, (WIDTH, HEIGHT)), cv2.resize(vi, (WIDTH, HEIGHT))))
     return frames
 
@@ -214,7 +210,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         out = run(args)
-    except (BenchError, BagError, PipelineError) as err:
+    except (BenchError, PipelineError) as err:
         print(f"ERROR: {err}", file=sys.stderr)
         return 1
     print(json.dumps(out, indent=2) if args.json else table(out))

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import inspect
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from fusion_node import defaults
 from fusion_node.pipeline import PipelineConfig, PipelineError
 from fusion_node.replay import BagError, make_bag, replay
 from fusion_node.replay.bagio import DEFAULT_IR_TOPIC, DEFAULT_VISIBLE_TOPIC
@@ -66,12 +68,16 @@ def _make_bag(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     try:
-        from fusion_node.ros.demo import run_demo  # needs rclpy and vision_msgs: imported on demand
+        from fusion_node.ros.demo import DemoError, run_demo  # needs rclpy and vision_msgs: on demand
     except ImportError as err:
         raise CliError(
             f"the demo needs ROS 2 (rclpy, vision_msgs): {err}. Run scripts/demo.sh, which sets them up"
         ) from err
-    return run_demo(args.output, model_path=args.model)
+    try:
+        run_demo(args.output, model_path=args.model)
+    except DemoError as err:  # the ROS-only module's error, known here once it imported
+        raise CliError(str(err)) from err
+    return 0
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -99,22 +105,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("bag", type=Path, help="rosbag2 folder (mcap or sqlite3) or its storage file")
     p.add_argument("--out", type=Path, required=True, help="output folder (outputs/ bag, report.md)")
     topics(p)
-    p.add_argument("--slop", type=float, default=0.05, help="largest IR/visible stamp difference, s")
+    p.add_argument(
+        "--slop", type=float, default=defaults.SLOP_S, help="largest IR/visible stamp difference, s"
+    )
     p.add_argument("--model", type=Path, default=None, help="ONNX model (default: the package's model)")
-    p.add_argument("--backend", choices=("onnxruntime", "tensorrt"), default="onnxruntime")
-    p.add_argument("--threads", type=int, default=0, help="CPU inference threads (0: ONNX Runtime's default)")
-    p.add_argument("--score-threshold", type=float, default=0.35, help="minimum detection score")
+    p.add_argument("--backend", choices=("onnxruntime", "tensorrt"), default=defaults.BACKEND)
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=defaults.THREADS,
+        help="CPU inference threads (0: ONNX Runtime's default)",
+    )
+    p.add_argument(
+        "--score-threshold", type=float, default=defaults.SCORE_THRESHOLD, help="minimum detection score"
+    )
     p.set_defaults(run=_replay)
 
     p = sub.add_parser("make-bag", help="write a rosbag2 from a folder of IR/visible image pairs")
     p.add_argument("pairs_dir", type=Path, help="folder with ir/ + vi/ (or infrared/ + visible/)")
     p.add_argument("out", type=Path, help="bag folder to create")
     topics(p)
-    p.add_argument("--rate", type=float, default=10.0, help="frame rate of the stamps, Hz")
+    # make_bag owns its defaults; the options show them
+    made = {name: param.default for name, param in inspect.signature(make_bag).parameters.items()}
+    p.add_argument("--rate", type=float, default=made["rate_hz"], help="frame rate of the stamps, Hz")
     p.add_argument("--compressed", action="store_true", help="CompressedImage (IR png, visible jpeg)")
-    p.add_argument("--ir-encoding", choices=("mono8", "mono16"), default="mono8")
-    p.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap")
-    p.add_argument("--loops", type=int, default=1, help="play the folder this many times")
+    p.add_argument("--ir-encoding", choices=("mono8", "mono16"), default=made["ir_encoding"])
+    p.add_argument("--storage", choices=("mcap", "sqlite3"), default=made["storage"])
+    p.add_argument("--loops", type=int, default=made["loops"], help="play the folder this many times")
     p.set_defaults(run=_make_bag)
 
     p = sub.add_parser("demo", help="the real node fed the bundled sample over DDS (needs ROS 2)")

@@ -18,18 +18,24 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 
+from fusion_node import defaults
+
 
 def generate_launch_description() -> LaunchDescription:
     share = get_package_share_directory("fusion_node")
     arguments = [
-        DeclareLaunchArgument("ir_topic", default_value="ir/image_raw", description="Infrared image topic."),
         DeclareLaunchArgument(
-            "visible_topic", default_value="visible/image_raw", description="Visible image topic."
+            "ir_topic", default_value=defaults.IR_TOPIC, description="Infrared image topic."
+        ),
+        DeclareLaunchArgument(
+            "visible_topic", default_value=defaults.VISIBLE_TOPIC, description="Visible image topic."
         ),
         DeclareLaunchArgument(
             "model_path", default_value="", description="ONNX model or engine; empty = default model."
         ),
-        DeclareLaunchArgument("backend", default_value="onnxruntime", description="onnxruntime | tensorrt."),
+        DeclareLaunchArgument(
+            "backend", default_value=defaults.BACKEND, description="onnxruntime | tensorrt."
+        ),
         DeclareLaunchArgument(
             "params_file",
             default_value=os.path.join(share, "config", "params.yaml"),

@@ -12,7 +12,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # `import contract_model` in any test layout
 from contract_model import make_contract_model
 
-DATA_DIR = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+from training.paths import SHARED_DATA as DATA_DIR
 
 
 @pytest.fixture(scope="session")

@@ -18,6 +18,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from fusion_node.pipeline.model import CONTRACT_OUTPUTS, graph_metadata
+
 BoxRow = tuple[float, float, float, float, float, int]
 
 
@@ -31,21 +33,21 @@ def contract_metadata(
     size_divisor: int,
     max_detections: int,
 ) -> dict[str, str]:
-    """Every metadata key of the contract, as strings."""
+    """Every metadata key of the contract, as strings: the exporter caller's and the graph's."""
     return {
-        "contract": "fusion_node/1",
         "model_name": "contract_test",
         "class_names": json.dumps(list(class_names)),
         "seg_class_names": json.dumps(list(seg_class_names)),
         "detection_trained": str(detection_trained).lower(),
         "segmentation_trained": str(segmentation_trained).lower(),
-        "input_height": str(input_size[0]),
-        "input_width": str(input_size[1]),
-        "size_divisor": str(size_divisor),
-        "max_detections": str(max_detections),
-        "score_threshold": "0.05",
-        "nms_iou_threshold": "0.6",
         "description": "deterministic contract test model (tests/contract_model.py)",
+        **graph_metadata(
+            input_size=input_size,
+            size_divisor=size_divisor,
+            max_detections=max_detections,
+            score_threshold=0.05,
+            nms_iou_threshold=0.6,
+        ),
     }
 
 
@@ -122,13 +124,18 @@ def make_contract_model(
     if ir_in != ir_name:
         nodes.insert(0, helper.make_node("Cast", [ir_name], [ir_in], to=TensorProto.UINT8))
 
-    outputs = [
-        helper.make_tensor_value_info("fused", TensorProto.UINT8, ["N", 3, "H", "W"]),
-        helper.make_tensor_value_info("boxes", TensorProto.FLOAT, ["N", k, 4]),
-        helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["N", k]),
-        helper.make_tensor_value_info("classes", TensorProto.INT64, ["N", k]),
-        helper.make_tensor_value_info("num_detections", TensorProto.INT64, ["N"]),
-        helper.make_tensor_value_info("segmentation", TensorProto.UINT8, ["N", "H", "W"]),
+    dims = {
+        "fused": ["N", 3, "H", "W"],
+        "boxes": ["N", k, 4],
+        "scores": ["N", k],
+        "classes": ["N", k],
+        "num_detections": ["N"],
+        "segmentation": ["N", "H", "W"],
+    }
+    outputs = [  # element types from the runtime's contract table
+        helper.make_tensor_value_info(name, helper.np_dtype_to_tensor_dtype(dtype), dims[name])
+        for name, (dtype, _rank) in CONTRACT_OUTPUTS.items()
+        if name not in omit_outputs
     ]
     graph = helper.make_graph(
         nodes,
@@ -137,7 +144,7 @@ def make_contract_model(
             helper.make_tensor_value_info(ir_name, ir_dtype, ["N", 1, "H", "W"]),
             helper.make_tensor_value_info("visible", TensorProto.UINT8, ["N", 3, "H", "W"]),
         ],
-        [o for o in outputs if o.name not in omit_outputs],
+        outputs,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
     model.ir_version = min(model.ir_version, 9)  # readable by older ONNX Runtime builds too

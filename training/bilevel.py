@@ -36,13 +36,13 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from training.data.collate import Batch
 from training.losses.errors import LossError
 from training.losses.fusion import FusionLossConfig, fusion_loss, mask_for
 from training.losses.gan import GanLossConfig, discriminator_loss, generator_loss
 from training.losses.semantic import SemanticLossConfig, semantic_loss
 from training.models.color import bgr_to_ycrcb, ycrcb_to_bgr
 
-Batch = dict[str, Any]
 Fused = dict[str, torch.Tensor]
 Losses = dict[str, torch.Tensor]
 AllReduce = Callable[[list[torch.Tensor]], None]

@@ -19,6 +19,7 @@ import yaml
 from training.bilevel import BilevelConfig
 from training.data import DataConfig
 from training.losses import FusionLossConfig, GanLossConfig, SemanticLossConfig
+from training.metrics.fusion import METRICS
 from training.models.discriminator import DiscriminatorConfig
 from training.models.fusion import FusionNetConfig
 from training.models.semantic import SemanticNetConfig
@@ -65,6 +66,13 @@ class TrainConfig:
     device: Literal["auto", "cpu", "cuda"] = "auto"
     amp: bool = True  # bfloat16 autocast on CUDA; ignored on CPU
     num_workers: int = 4
+
+    def __post_init__(self) -> None:
+        unknown = [name for name in self.eval_metrics if name not in METRICS]
+        if unknown:
+            raise ConfigError(
+                f"train.eval_metrics names unknown metrics {unknown}; choose from {', '.join(METRICS)}"
+            )
 
 
 @dataclass

@@ -12,59 +12,37 @@ import csv
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 from tqdm import tqdm
 
+from fusion_node.pipeline import FusionPipeline, PipelineConfig, PipelineError
+from fusion_node.pipeline.pair_files import ImagePair, find_pairs, list_images, read_pair
+from training.export import ExportError, export_checkpoint
 from training.metrics.errors import MetricsError
 from training.metrics.fusion import LOWER_IS_BETTER, METRICS, fusion_metrics, read_gray, to_gray
+from training.paths import TNO
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 SHEET_PAIRS = 3
 SHEET_BASELINES = 3
 SHEET_TILE_HEIGHT = 192
 SHEET_LABEL_HEIGHT = 24
 
-Fuser = Callable[["SourcePair"], np.ndarray]
+Fuser = Callable[[ImagePair], np.ndarray]
 """Makes (or loads) the fused image of one pair: uint8 BGR H×W×3 or gray H×W."""
 
 Results = dict[str, dict[str, dict[str, float]]]
 """method → image name → metric → value."""
 
 
-@dataclass(frozen=True)
-class SourcePair:
-    """One registered IR/visible pair of the evaluation set."""
-
-    name: str
-    ir: Path
-    visible: Path
-
-
-def _image_file(folder: Path, stem: str) -> Path | None:
-    for suffix in IMAGE_SUFFIXES:
-        if (path := folder / f"{stem}{suffix}").is_file():
-            return path
-    return None
-
-
-def find_pairs(data_dir: Path, *, limit: int | None = None) -> list[SourcePair]:
-    """Pairs ``ir/NAME.*`` + ``vi/NAME.*`` of a benchmark folder (TNO/RoadScene layout), sorted by name."""
-    ir_dir, vi_dir = data_dir / "ir", data_dir / "vi"
-    if not ir_dir.is_dir() or not vi_dir.is_dir():
-        raise MetricsError(f"{data_dir} has no ir/ and vi/ folders: give a TNO-style benchmark folder")
-    pairs = []
-    for ir in sorted(p for p in ir_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
-        vis = _image_file(vi_dir, ir.stem)
-        if vis is None:
-            raise MetricsError(f"no visible image for {ir.name} in {vi_dir}: every IR image needs its pair")
-        pairs.append(SourcePair(ir.stem, ir, vis))
-    if not pairs:
-        raise MetricsError(f"no images in {ir_dir}: expected {', '.join(IMAGE_SUFFIXES)} files")
-    return pairs[:limit]
+def _fused_images(folder: Path) -> dict[str, Path]:
+    """A method's fused images by pair name (``folder/NAME.*``, as the pairs are named)."""
+    try:
+        return list_images(folder, recursive=True)
+    except PipelineError as err:
+        raise MetricsError(str(err)) from err
 
 
 def _read_bgr(path: Path) -> np.ndarray:
@@ -76,12 +54,12 @@ def _read_bgr(path: Path) -> np.ndarray:
 
 def dir_fuser(folder: Path) -> Fuser:
     """Fused images already on disk: ``folder/NAME.*`` for each pair."""
+    images = _fused_images(folder)
 
-    def fuse(pair: SourcePair) -> np.ndarray:
-        path = _image_file(folder, pair.name)
-        if path is None:
+    def fuse(pair: ImagePair) -> np.ndarray:
+        if pair.name not in images:
             raise MetricsError(f"no fused image {pair.name}.* in {folder}: fuse every pair of --data first")
-        return _read_bgr(path)
+        return _read_bgr(images[pair.name])
 
     return fuse
 
@@ -93,12 +71,6 @@ def model_fuser(model: Path) -> Fuser:
     not at the model's default input size: the metrics compare against full-resolution sources,
     and a down-and-up resize would cost SF/AG that the network did not lose.
     """
-    try:
-        from fusion_node.pipeline import FusionPipeline, PipelineConfig, PipelineError
-    except ImportError as err:
-        raise MetricsError(
-            f"the fusion_node runtime cannot be imported ({err}): install the package"
-        ) from err
     try:
         default = FusionPipeline(PipelineConfig(model_path=model))
     except PipelineError as err:
@@ -112,36 +84,26 @@ def model_fuser(model: Path) -> Fuser:
             pipelines[size] = FusionPipeline(PipelineConfig(model_path=model, input_size=size))
         return pipelines[size]
 
-    def fuse(pair: SourcePair) -> np.ndarray:
-        ir = cv2.imread(str(pair.ir), cv2.IMREAD_GRAYSCALE)
-        vis = cv2.imread(str(pair.visible), cv2.IMREAD_COLOR)
-        if ir is None or vis is None:
-            raise MetricsError(f"cannot read pair {pair.name} ({pair.ir}, {pair.visible})")
+    def fuse(pair: ImagePair) -> np.ndarray:
         try:
+            ir, vis = read_pair(pair)
             return pipeline_for(*vis.shape[:2]).process(ir, vis).fused
         except PipelineError as err:
-            raise MetricsError(f"the pipeline failed on pair {pair.name}: {err}") from err
+            raise MetricsError(f"pair {pair.name}: {err}") from err
 
     return fuse
 
 
-def export_checkpoint(checkpoint: Path, out_dir: Path) -> Path:
-    """Export a training checkpoint (ablations) to ``out_dir`` with fusion-export, parity checked."""
+def _export(checkpoint: Path, out_dir: Path) -> Path:
+    """Export a training checkpoint (ablations) to ``out_dir``, parity checked."""
     try:
-        from training.export import main as export_main
-    except ImportError as err:
-        raise MetricsError(
-            f"training.export cannot be imported ({err}): export yourself, use --model"
-        ) from err
-    onnx_path = out_dir / f"{checkpoint.stem}.onnx"
-    # fusion-export's CLI owns the checkpoint -> metadata mapping; it prints its own ERROR line.
-    if export_main(["--checkpoint", str(checkpoint), "--out", str(onnx_path)]) != 0:
-        raise MetricsError(f"exporting {checkpoint} failed (see above): check it was written by fusion-train")
-    return onnx_path
+        return export_checkpoint(checkpoint, out_dir / f"{checkpoint.stem}.onnx")[0]
+    except ExportError as err:
+        raise MetricsError(f"exporting {checkpoint} failed: {err}") from err
 
 
 def find_baselines(
-    baselines_dir: Path | None, pairs: Sequence[SourcePair]
+    baselines_dir: Path | None, pairs: Sequence[ImagePair]
 ) -> tuple[dict[str, Fuser], list[str]]:
     """Baseline methods (sub-folders) holding a fused image for every pair, and those skipped."""
     if baselines_dir is None or not baselines_dir.is_dir():
@@ -149,14 +111,14 @@ def find_baselines(
     found: dict[str, Fuser] = {}
     skipped = []
     for folder in sorted(p for p in baselines_dir.iterdir() if p.is_dir()):
-        if all(_image_file(folder, pair.name) for pair in pairs):
+        if {pair.name for pair in pairs} <= _fused_images(folder).keys():
             found[folder.name] = dir_fuser(folder)
         else:
             skipped.append(folder.name)
     return found, skipped
 
 
-def evaluate(pairs: Sequence[SourcePair], methods: dict[str, Fuser]) -> Results:
+def evaluate(pairs: Sequence[ImagePair], methods: dict[str, Fuser]) -> Results:
     """Every fusion metric for every method on every pair (sources read as MATLAB gray)."""
     results: Results = {m: {} for m in methods}
     for pair in tqdm(pairs, desc="fusion-eval", unit="pair"):
@@ -238,7 +200,7 @@ def _tile(image: np.ndarray, label: str) -> np.ndarray:
     return np.vstack([band, tile])
 
 
-def contact_sheet(pairs: Sequence[SourcePair], methods: dict[str, Fuser]) -> np.ndarray:
+def contact_sheet(pairs: Sequence[ImagePair], methods: dict[str, Fuser]) -> np.ndarray:
     """Rows of labelled tiles IR | VIS | each method, one row per pair; rows padded to one width."""
     rows = []
     for pair in pairs:
@@ -262,9 +224,7 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     source.add_argument(
         "--fused-dir", type=Path, help="evaluate existing fused images NAME.* instead of a model"
     )
-    parser.add_argument(
-        "--data", type=Path, default=Path("../shared/data/tno"), help="folder with ir/ and vi/"
-    )
+    parser.add_argument("--data", type=Path, default=TNO, help="folder with ir/ and vi/ (default: TNO)")
     parser.add_argument("--baselines", type=Path, help="folder of <method>/NAME.* (default: DATA/baselines)")
     parser.add_argument("--out", type=Path, default=Path("runs/eval_tno"), help="output folder")
     parser.add_argument("--name", default="ours", help="row name of the evaluated method")
@@ -281,7 +241,10 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def run(args: argparse.Namespace) -> Path:
     """Evaluate as the parsed command line says; returns the markdown table's path."""
-    pairs = find_pairs(args.data, limit=args.limit)
+    try:
+        pairs = find_pairs(args.data, strict=True)[: args.limit]
+    except PipelineError as err:
+        raise MetricsError(f"--data: {err}") from err
     baselines, skipped = find_baselines(args.baselines or args.data / "baselines", pairs)
     compared = dict(_name_and_path(spec) for spec in args.compare)
     for name in (args.name, *compared):
@@ -291,9 +254,7 @@ def run(args: argparse.Namespace) -> Path:
         if args.fused_dir is not None:
             ours = dir_fuser(args.fused_dir)
         else:
-            ours = model_fuser(
-                export_checkpoint(args.checkpoint, Path(tmp)) if args.checkpoint else _model(args.model)
-            )
+            ours = model_fuser(_export(args.checkpoint, Path(tmp)) if args.checkpoint else _model(args.model))
         methods = {args.name: ours, **{n: model_fuser(_model(m)) for n, m in compared.items()}, **baselines}
         results = evaluate(pairs, methods)
         sheet = contact_sheet(pairs[:SHEET_PAIRS], dict(list(methods.items())[: 1 + SHEET_BASELINES]))

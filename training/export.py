@@ -22,28 +22,29 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
-from training.evaluate import find_pairs
-from training.metrics.errors import MetricsError
+from fusion_node.pipeline import ModelError, ModelInfo, PipelineError
+from fusion_node.pipeline.model import (
+    CALLER_KEYS,
+    CONTRACT_INPUTS,
+    CONTRACT_OUTPUTS,
+    SIZE_DIVISOR,
+    graph_metadata,
+)
+from fusion_node.pipeline.pair_files import find_pairs, read_pair
 from training.models.color import bgr_to_ycrcb, ycrcb_to_bgr
 from training.models.decode import decode_detections
 from training.models.errors import ModelConfigError
 from training.models.fusion import FusionNetConfig, build_fusion_net
 from training.models.semantic import SemanticNet, SemanticNetConfig
+from training.paths import REPO_ROOT, TNO
 
-CONTRACT = "fusion_node/1"
-SIZE_DIVISOR = 32
-INPUTS = ["ir", "visible"]
-OUTPUTS = ["fused", "boxes", "scores", "classes", "num_detections", "segmentation"]
-# Keys the caller supplies; the graph-derived ones are filled in by export_onnx.
-CALLER_KEYS = (
-    "model_name",
-    "class_names",
-    "seg_class_names",
-    "detection_trained",
-    "segmentation_trained",
-    "description",
-)
-DEFAULT_CHECK_DIR = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "tno"
+INPUTS, OUTPUTS = list(CONTRACT_INPUTS), list(CONTRACT_OUTPUTS)  # the runtime's contract, in its order
+INPUT_SIZE = (480, 640)  # (height, width) the graph's metadata names as default
+OPSET = 17
+MAX_DETECTIONS = 100
+# The graph's own filters: permissive, the runtime applies its stricter thresholds on top.
+SCORE_THRESHOLD = 0.05
+NMS_IOU_THRESHOLD = 0.6
 MIN_SEG_AGREEMENT = 0.999
 Frame = tuple[np.ndarray, np.ndarray]  # (ir uint8 H×W, visible uint8 H×W×3 BGR)
 
@@ -60,9 +61,9 @@ class InferenceGraph(nn.Module):
         fusion: nn.Module,
         semantic: SemanticNet,
         *,
-        score_threshold: float = 0.05,
-        nms_iou_threshold: float = 0.6,
-        max_detections: int = 100,
+        score_threshold: float = SCORE_THRESHOLD,
+        nms_iou_threshold: float = NMS_IOU_THRESHOLD,
+        max_detections: int = MAX_DETECTIONS,
     ) -> None:
         super().__init__()
         self.fusion = fusion
@@ -89,25 +90,27 @@ class InferenceGraph(nn.Module):
         return fused, boxes, scores, classes, num, seg.argmax(1).to(torch.uint8)
 
 
-def _metadata(graph: InferenceGraph, caller: dict[str, str], input_size: tuple[int, int]) -> dict[str, str]:
+def _metadata(
+    graph: InferenceGraph, caller: dict[str, str], input_size: tuple[int, int], out_path: Path
+) -> dict[str, str]:
+    """The caller's keys plus the graph's, checked by the runtime's own parser before export."""
     missing = [k for k in CALLER_KEYS if k not in caller]
     if missing:
         raise ExportError(f"metadata lacks {missing}: pass every key of docs/model_contract.md's table")
-    for key in ("class_names", "seg_class_names"):
-        try:
-            json.loads(caller[key])
-        except json.JSONDecodeError as err:
-            raise ExportError(f"metadata[{key!r}] must be a JSON list, got {caller[key]!r}") from err
-    return {
+    props = {
         **caller,
-        "contract": CONTRACT,
-        "input_height": str(input_size[0]),
-        "input_width": str(input_size[1]),
-        "size_divisor": str(SIZE_DIVISOR),
-        "max_detections": str(graph.max_detections),
-        "score_threshold": str(graph.score_threshold),
-        "nms_iou_threshold": str(graph.nms_iou_threshold),
+        **graph_metadata(
+            input_size=input_size,
+            max_detections=graph.max_detections,
+            score_threshold=graph.score_threshold,
+            nms_iou_threshold=graph.nms_iou_threshold,
+        ),
     }
+    try:
+        ModelInfo.from_metadata(props, out_path)
+    except ModelError as err:
+        raise ExportError(f"the runtime would refuse this metadata: {err}") from err
+    return props
 
 
 def _synthetic_frame(size: tuple[int, int]) -> Frame:
@@ -125,47 +128,19 @@ def export_onnx(
     out_path: str | Path,
     *,
     metadata: dict[str, str],
-    input_size: tuple[int, int] = (480, 640),
-    opset: int = 17,
-    max_detections: int = 100,
-    score_threshold: float = 0.05,
-    nms_iou_threshold: float = 0.6,
+    input_size: tuple[int, int] = INPUT_SIZE,
+    opset: int = OPSET,
+    max_detections: int = MAX_DETECTIONS,
+    score_threshold: float = SCORE_THRESHOLD,
+    nms_iou_threshold: float = NMS_IOU_THRESHOLD,
     frames: Sequence[Frame] | None = None,
-) -> Path:
-    """Export the inference graph to ``out_path`` and verify it (raises ExportError on any failure).
-
-    ``metadata`` holds the caller's keys (model_name, class_names, seg_class_names as JSON,
-    detection_trained, segmentation_trained, description); the graph-derived ones are added here.
-    Parity runs on ``frames`` (default: one synthetic pair).
-    """
-    return _export_verified(
-        fusion,
-        semantic,
-        out_path,
-        metadata=metadata,
-        input_size=input_size,
-        opset=opset,
-        max_detections=max_detections,
-        score_threshold=score_threshold,
-        nms_iou_threshold=nms_iou_threshold,
-        frames=frames,
-    )[0]
-
-
-def _export_verified(
-    fusion: nn.Module,
-    semantic: SemanticNet,
-    out_path: str | Path,
-    *,
-    metadata: dict[str, str],
-    input_size: tuple[int, int],
-    opset: int,
-    max_detections: int,
-    score_threshold: float,
-    nms_iou_threshold: float,
-    frames: Sequence[Frame] | None,
 ) -> tuple[Path, dict[str, Any]]:
-    """export_onnx, also returning the parity report."""
+    """Export the inference graph to ``out_path``, verify it, return (path, parity report).
+
+    ``metadata`` holds the caller's keys (model.CALLER_KEYS: class names as JSON lists, flags as
+    true/false); the graph-derived ones are added here. Parity runs on ``frames`` (default: one
+    synthetic pair); ExportError on any failure.
+    """
     h, w = input_size
     if h % SIZE_DIVISOR or w % SIZE_DIVISOR:
         raise ExportError(
@@ -178,10 +153,10 @@ def _export_verified(
         nms_iou_threshold=nms_iou_threshold,
         max_detections=max_detections,
     ).eval()
-    props = _metadata(graph, metadata, input_size)
+    out_path = Path(out_path)
+    props = _metadata(graph, metadata, input_size, out_path)
     ir = torch.zeros(1, 1, h, w, dtype=torch.uint8)
     visible = torch.zeros(1, 3, h, w, dtype=torch.uint8)
-    out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     try:
         with torch.no_grad(), warnings.catch_warnings():
@@ -246,9 +221,9 @@ def check_parity(onnx_path: str | Path, graph: InferenceGraph, frames: Sequence[
         "detections_enforced", "segmentation_agreement"}; raises ExportError when out of tolerance.
     """
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    meta = session.get_modelmeta().custom_metadata_map
-    size = (int(meta["input_width"]), int(meta["input_height"]))
-    enforce_det = meta.get("detection_trained") == "true"
+    info = ModelInfo.from_metadata(session.get_modelmeta().custom_metadata_map, Path(onnx_path))
+    size = info.input_size[::-1]  # (width, height) for cv2.resize
+    enforce_det = info.detection_trained
     fused_diff, det_torch, det_onnx, seg_equal, seg_total, det_match = 0, 0, 0, 0, 0, True
     for ir_img, vis_img in frames:
         ir = cv2.resize(ir_img, size, interpolation=cv2.INTER_AREA)[None, None]
@@ -354,55 +329,74 @@ def _describe(ckpt: dict[str, Any], trained: dict[str, bool]) -> str:
 
 
 def _read_frames(folder: Path, limit: int = 4) -> list[Frame]:
-    """Up to ``limit`` (ir, visible) pairs of a benchmark folder (``ir/NAME.*`` + ``vi/NAME.*``)."""
+    """Up to ``limit`` (ir, visible) pairs of a dataset folder (the runtime's pair rule)."""
     try:
-        pairs = find_pairs(folder, limit=limit)
-    except MetricsError as err:
+        return [read_pair(pair) for pair in find_pairs(folder)[:limit]]
+    except PipelineError as err:
         raise ExportError(f"--check {folder}: {err}") from err
-    frames = []
-    for pair in pairs:
-        ir = cv2.imread(str(pair.ir), cv2.IMREAD_GRAYSCALE)
-        vis = cv2.imread(str(pair.visible), cv2.IMREAD_COLOR)
-        if ir is None or vis is None:
-            raise ExportError(f"cannot read the pair {pair.ir} / {pair.visible}: are they valid images?")
-        frames.append((ir, vis))
-    return frames
+
+
+def export_checkpoint(
+    checkpoint: Path,
+    out: Path,
+    *,
+    input_size: tuple[int, int] = INPUT_SIZE,
+    max_detections: int = MAX_DETECTIONS,
+    score_threshold: float = SCORE_THRESHOLD,
+    nms_iou_threshold: float = NMS_IOU_THRESHOLD,
+    check_dir: Path | None = None,
+) -> tuple[Path, dict[str, Any]]:
+    """A training checkpoint -> contract ONNX at ``out``, parity checked on ``check_dir``'s pairs
+    (default: TNO when present, else a synthetic pair); returns (path, parity report).
+
+    Raises:
+        ExportError: the checkpoint, the check folder or the export is unusable.
+    """
+    fusion, semantic, meta = load_checkpoint_models(checkpoint)
+    check_dir = check_dir or (TNO if TNO.is_dir() else None)
+    metadata = {
+        "model_name": out.stem,
+        "class_names": json.dumps(meta["class_names"]),
+        "seg_class_names": json.dumps(meta["seg_class_names"]),
+        "detection_trained": json.dumps(meta["detection_trained"]),
+        "segmentation_trained": json.dumps(meta["segmentation_trained"]),
+        "description": meta["description"],
+    }
+    return export_onnx(
+        fusion,
+        semantic,
+        out,
+        metadata=metadata,
+        input_size=input_size,
+        max_detections=max_detections,
+        score_threshold=score_threshold,
+        nms_iou_threshold=nms_iou_threshold,
+        frames=_read_frames(check_dir) if check_dir else None,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``fusion-export``: checkpoint -> contract ONNX, with ONNX Runtime parity on real frames."""
     parser = argparse.ArgumentParser(prog="fusion-export", description=__doc__)
     parser.add_argument("--checkpoint", required=True, type=Path)
-    parser.add_argument("--out", default=Path("models/fusion_rt.onnx"), type=Path)
-    parser.add_argument("--input-size", nargs=2, type=int, default=(480, 640), metavar=("H", "W"))
-    parser.add_argument("--max-detections", type=int, default=100)
-    parser.add_argument("--score-threshold", type=float, default=0.05)
-    parser.add_argument("--nms-iou-threshold", type=float, default=0.6)
-    parser.add_argument("--check", type=Path, help="folder with ir/ and vi/ pairs (default: TNO if present)")
+    parser.add_argument("--out", default=REPO_ROOT / "models" / "fusion_rt.onnx", type=Path)
+    parser.add_argument("--input-size", nargs=2, type=int, default=INPUT_SIZE, metavar=("H", "W"))
+    parser.add_argument("--max-detections", type=int, default=MAX_DETECTIONS)
+    parser.add_argument("--score-threshold", type=float, default=SCORE_THRESHOLD)
+    parser.add_argument("--nms-iou-threshold", type=float, default=NMS_IOU_THRESHOLD)
+    parser.add_argument(
+        "--check", type=Path, help="dataset folder of pairs for parity (default: TNO if present)"
+    )
     args = parser.parse_args(argv)
     try:
-        fusion, semantic, meta = load_checkpoint_models(args.checkpoint)
-        check_dir = args.check or (DEFAULT_CHECK_DIR if DEFAULT_CHECK_DIR.is_dir() else None)
-        frames = _read_frames(check_dir) if check_dir else None
-        metadata = {
-            "model_name": args.out.stem,
-            "class_names": json.dumps(meta["class_names"]),
-            "seg_class_names": json.dumps(meta["seg_class_names"]),
-            "detection_trained": json.dumps(meta["detection_trained"]),
-            "segmentation_trained": json.dumps(meta["segmentation_trained"]),
-            "description": meta["description"],
-        }
-        out, report = _export_verified(
-            fusion,
-            semantic,
+        out, report = export_checkpoint(
+            args.checkpoint,
             args.out,
-            metadata=metadata,
             input_size=tuple(args.input_size),
-            opset=17,
             max_detections=args.max_detections,
             score_threshold=args.score_threshold,
             nms_iou_threshold=args.nms_iou_threshold,
-            frames=frames,
+            check_dir=args.check,
         )
     except ExportError as err:
         print(f"ERROR: {err}", file=sys.stderr)

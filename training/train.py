@@ -14,7 +14,7 @@ import os
 import random
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from functools import partial
@@ -25,8 +25,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, Sampler
-from torch.utils.data.distributed import DistributedSampler
+from torch.utils.data import Dataset
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
@@ -41,9 +40,10 @@ from training.config import (
     save_config,
     to_dict,
 )
-from training.data import DataError, build_datasets, collate
+from training.data import DataError, build_datasets
+from training.data.collate import Batch
+from training.data.stream import BatchStream, SeededDataset
 from training.distributed import (
-    DistContext,
     DistributedError,
     broadcast_parameters,
     cleanup,
@@ -60,7 +60,6 @@ from training.models.fusion import build_fusion_net
 from training.models.semantic import SemanticNet
 
 CKPT_NAME = "ckpt.pt"
-Batch = dict[str, Any]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -282,7 +281,7 @@ def train(cfg: ExperimentConfig, ckpt: dict[str, Any] | None = None) -> TrainRes
                     )
                 window, t0 = [], time.perf_counter()
             if writer is not None and (step % tc.eval_interval == 0 or step == tc.max_steps):
-                metrics = evaluate(
+                metrics = validate(
                     fusion, datasets["fusion_val"], tc.eval_images, tc.eval_metrics, device, writer, step
                 )
                 tqdm.write(f"step {step} eval: " + ", ".join(f"{k} {v:.3f}" for k, v in metrics.items()))
@@ -333,7 +332,7 @@ def to_device(batch: Batch, device: torch.device) -> Batch:
 
 
 @torch.no_grad()
-def evaluate(
+def validate(
     fusion: nn.Module,
     dataset: Dataset[dict[str, Any]],
     count: int,
@@ -344,7 +343,7 @@ def evaluate(
 ) -> dict[str, float]:
     """Fuse the first `count` val pairs: mean fusion metrics and an IR | VIS | fused image per pair."""
     fusion.eval()
-    seeded = _Seeded(dataset)
+    seeded = SeededDataset(dataset)
     per_image: list[dict[str, float]] = []
     for i in range(min(count, len(seeded))):
         sample = seeded[(0, i)]  # fixed token: the same view of the pair at every evaluation
@@ -380,102 +379,6 @@ def print_summary(cfg: ExperimentConfig) -> None:
     print(f"{'net':<20} {'params':>12} {'GMAC@480x640':>14}")
     for row in rows:
         print(f"{row['name']:<20} {row['params']:>12,} {row['gmac']:>14.3f}")
-
-
-class _Seeded(Dataset[dict[str, Any]]):
-    """Fetches `(token, index)` with torch's RNG forked and seeded by the token.
-
-    The datasets draw their augmentation seed from torch's RNG; seeding it per sample makes every
-    crop a function of (seed, epoch, position) alone, whatever the worker count or resume point.
-    """
-
-    def __init__(self, dataset: Dataset[dict[str, Any]]) -> None:
-        self.dataset = dataset
-
-    def __len__(self) -> int:
-        return len(self.dataset)  # type: ignore[arg-type]
-
-    def __getitem__(self, key: tuple[int, int]) -> dict[str, Any]:
-        token, index = key
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(token)
-            return self.dataset[index]
-
-
-class _EndlessSampler(Sampler[tuple[int, int]]):
-    """(token, index) keys of this rank's shard, epoch after epoch, from batch `start` on.
-
-    Epoch e is DistributedSampler(seed).set_epoch(e), cut to whole batches; each position gets its
-    own augmentation token from SeedSequence([seed, e, rank]).
-    """
-
-    def __init__(
-        self, dataset: Dataset[dict[str, Any]], *, batch_size: int, seed: int, ctx: DistContext
-    ) -> None:
-        self.shard: DistributedSampler[int] = DistributedSampler(
-            dataset, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True, seed=seed, drop_last=True
-        )
-        self.per_epoch = self.shard.num_samples // batch_size
-        if self.per_epoch == 0:
-            raise DataError(
-                f"{len(self.shard.dataset)} training pairs cannot fill one batch of {batch_size} on each "  # type: ignore[arg-type]
-                f"of {ctx.world_size} ranks: lower train.batch_size or add data"
-            )
-        self.batch_size, self.seed, self.rank = batch_size, seed, ctx.rank
-        self.start = 0
-
-    def __iter__(self) -> Iterator[tuple[int, int]]:
-        epoch, skip = divmod(self.start, self.per_epoch)
-        while True:
-            self.shard.set_epoch(epoch)
-            order = list(self.shard)[: self.per_epoch * self.batch_size]
-            tokens = np.random.SeedSequence([self.seed, epoch, self.rank]).generate_state(len(order)).tolist()
-            yield from list(zip(tokens, order, strict=True))[skip * self.batch_size :]
-            epoch, skip = epoch + 1, 0
-
-
-class BatchStream:
-    """Endless shuffled batches of one dataset (this rank's shard), resumable at any batch.
-
-    One DataLoader over an endless sampler, so workers start once. The count of batches handed out
-    is the whole state: a resumed run fetches exactly the batches the uninterrupted run would have
-    (batches that workers prefetched but the loop never took are simply fetched again).
-    """
-
-    def __init__(
-        self,
-        dataset: Dataset[dict[str, Any]],
-        *,
-        batch_size: int,
-        seed: int,
-        ctx: DistContext,
-        num_workers: int,
-        pin_memory: bool,
-    ) -> None:
-        self.sampler = _EndlessSampler(dataset, batch_size=batch_size, seed=seed, ctx=ctx)
-        self.loader = DataLoader(
-            _Seeded(dataset),
-            batch_size=batch_size,
-            sampler=self.sampler,
-            collate_fn=collate,
-            num_workers=num_workers,
-            pin_memory=pin_memory,
-        )
-        self.batches = 0
-        self._it: Iterator[Batch] | None = None
-
-    def __next__(self) -> Batch:
-        if self._it is None:
-            self.sampler.start = self.batches
-            self._it = iter(self.loader)
-        self.batches += 1
-        return next(self._it)
-
-    def state_dict(self) -> dict[str, int]:
-        return {"batches": self.batches}
-
-    def load_state_dict(self, state: dict[str, int]) -> None:
-        self.batches, self._it = int(state["batches"]), None
 
 
 if __name__ == "__main__":

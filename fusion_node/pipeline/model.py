@@ -14,6 +14,9 @@ import numpy as np
 from fusion_node.pipeline.errors import ModelError
 
 CONTRACT = "fusion_node/1"
+# What fusion-export builds for (the networks' coarsest stride); the runtime reads each model's own
+# value from its metadata.
+SIZE_DIVISOR = 32
 MODEL_ENV = "FUSION_NODE_MODEL"
 _FIX = "re-export the model with fusion-export"
 
@@ -30,6 +33,15 @@ CONTRACT_OUTPUTS: dict[str, tuple[np.dtype, int]] = {
     "num_detections": (np.dtype(np.int64), 1),
     "segmentation": (np.dtype(np.uint8), 3),
 }
+# metadata_props keys the exporter's caller supplies; graph_metadata() gives the rest.
+CALLER_KEYS = (
+    "model_name",
+    "class_names",
+    "seg_class_names",
+    "detection_trained",
+    "segmentation_trained",
+    "description",
+)
 
 
 @dataclass(frozen=True)
@@ -117,6 +129,26 @@ class ModelInfo:
                 f"{info.size_divisor}; {_FIX}"
             )
         return info
+
+
+def graph_metadata(
+    *,
+    input_size: tuple[int, int],
+    max_detections: int,
+    score_threshold: float,
+    nms_iou_threshold: float,
+    size_divisor: int = SIZE_DIVISOR,
+) -> dict[str, str]:
+    """The metadata_props the exporter derives from its graph, as strings (the caller's: CALLER_KEYS)."""
+    return {
+        "contract": CONTRACT,
+        "input_height": str(input_size[0]),
+        "input_width": str(input_size[1]),
+        "size_divisor": str(size_divisor),
+        "max_detections": str(max_detections),
+        "score_threshold": str(score_threshold),
+        "nms_iou_threshold": str(nms_iou_threshold),
+    }
 
 
 def check_io(

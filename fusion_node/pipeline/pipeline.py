@@ -12,6 +12,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
+from fusion_node import defaults
 from fusion_node.pipeline import postprocess
 from fusion_node.pipeline.agc import AgcConfig, AutoGain
 from fusion_node.pipeline.backends import open_backend
@@ -38,12 +39,12 @@ class PipelineConfig:
     """
 
     model_path: Path | None = None
-    backend: Literal["onnxruntime", "tensorrt"] = "onnxruntime"
-    device: Literal["cpu", "cuda", "auto"] = "cpu"
-    threads: int = 0
+    backend: Literal["onnxruntime", "tensorrt"] = defaults.BACKEND
+    device: Literal["cpu", "cuda", "auto"] = defaults.DEVICE
+    threads: int = defaults.THREADS
     engine_cache_dir: Path | None = None
-    score_threshold: float = 0.35
-    nms_iou_threshold: float = 0.5
+    score_threshold: float = defaults.SCORE_THRESHOLD
+    nms_iou_threshold: float = defaults.NMS_IOU_THRESHOLD
     homography: np.ndarray | Sequence[float] | None = None
     agc: AgcConfig = field(default_factory=AgcConfig)
     input_size: tuple[int, int] | None = None

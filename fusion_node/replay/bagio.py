@@ -22,6 +22,7 @@ from rosbags.rosbag2 import ReaderError, StoragePlugin, Writer, WriterError
 from rosbags.typesys import Stores, TypesysError, get_types_from_msg, get_typestore
 from rosbags.typesys.store import Typestore
 
+from fusion_node import defaults
 from fusion_node.pipeline import (
     Detection,
     Frame,
@@ -36,8 +37,8 @@ IMAGE = "sensor_msgs/msg/Image"
 COMPRESSED_IMAGE = "sensor_msgs/msg/CompressedImage"
 DETECTION_2D_ARRAY = "vision_msgs/msg/Detection2DArray"
 
-DEFAULT_IR_TOPIC = "/ir/image_raw"  # the node's defaults (ir/image_raw, visible/image_raw) at the root
-DEFAULT_VISIBLE_TOPIC = "/visible/image_raw"
+DEFAULT_IR_TOPIC = f"/{defaults.IR_TOPIC}"  # the node's default topics, at the root namespace
+DEFAULT_VISIBLE_TOPIC = f"/{defaults.VISIBLE_TOPIC}"
 
 # The node's output topics (its namespace is /fusion_node).
 FUSED_TOPIC = "/fusion_node/fused"

@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from fusion_node.pipeline.pair_files import find_pairs
 from fusion_node.replay.bagio import (
     COMPRESSED_IMAGE,
     DEFAULT_IR_TOPIC,
@@ -24,42 +25,12 @@ from fusion_node.replay.bagio import (
 )
 from fusion_node.shutdown import raise_if_stopped
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
-# Folder pairs of the supported layouts: {ir,vi}/NAME (TNO, RoadScene, MSRS) and
-# {infrared,visible}/SPLIT/NAME (LLVIP).
-LAYOUTS = (("ir", "vi"), ("infrared", "visible"))
 START_NS = 1_700_000_000 * 1_000_000_000  # fixed start: the same folder always gives the same bag
 MAX_JITTER_NS = 3_000_000  # IR stamp offset, well inside any usable pairing slop
 # mono16 mimics a radiometric camera's raw counts: a narrow band high in the 16-bit range, so the
 # pipeline's thermal AGC has real work to do.
 MONO16_OFFSET = 20_000
 MONO16_GAIN = 8
-
-
-def find_pairs(pairs_dir: Path) -> list[tuple[Path, Path]]:
-    """(IR, visible) paths matched by their path below the layout's folders, without suffix."""
-    for ir_name, vi_name in LAYOUTS:
-        ir_root, vi_root = pairs_dir / ir_name, pairs_dir / vi_name
-        if ir_root.is_dir() and vi_root.is_dir():
-            break
-    else:
-        raise BagError(
-            f"{pairs_dir} has neither ir/ + vi/ nor infrared/ + visible/ folders; "
-            "point make-bag at a dataset folder such as ../shared/data/msrs_samples"
-        )
-
-    def images(root: Path) -> dict[Path, Path]:
-        return {
-            p.relative_to(root).with_suffix(""): p
-            for p in root.rglob("*")
-            if p.suffix.lower() in IMAGE_SUFFIXES
-        }
-
-    ir, vi = images(ir_root), images(vi_root)
-    pairs = [(ir[key], vi[key]) for key in sorted(ir.keys() & vi.keys())]
-    if not pairs:
-        raise BagError(f"no IR/visible images with matching names under {ir_root} and {vi_root}")
-    return pairs
 
 
 def _read(path: Path, flags: int) -> np.ndarray:
@@ -114,6 +85,9 @@ def make_bag(
         frame_ids: (IR, visible) header frame ids.
         loops: How many times to play the folder (stamps keep increasing).
         progress: Show a progress bar.
+
+    Raises:
+        BagError: bad options, or the bag cannot be written. PairFolderError: no pairs in `pairs_dir`.
     """
     if ir_encoding not in ("mono8", "mono16"):
         raise BagError(f"unknown IR encoding {ir_encoding!r}; use mono8 or mono16")
@@ -142,11 +116,11 @@ def make_bag(
         ir_conn = writer.add_connection(ir_topic, msgtype, typestore=ts)
         vi_conn = writer.add_connection(visible_topic, msgtype, typestore=ts)
         bar = tqdm(total=len(pairs), desc="make-bag", unit="pair", disable=not progress)
-        for (ir_path, vi_path), (vi_ns, ir_ns) in zip(pairs, _stamps(len(pairs), rate_hz), strict=True):
+        for pair, (vi_ns, ir_ns) in zip(pairs, _stamps(len(pairs), rate_hz), strict=True):
             raise_if_stopped()  # SIGINT/SIGTERM: the writer closes the bag with what was written
             msgs = [
-                (ir_ns, ir_conn, ir_msg(ir_path, header(ts, ir_ns, frame_ids[0]))),
-                (vi_ns, vi_conn, visible_msg(vi_path, header(ts, vi_ns, frame_ids[1]))),
+                (ir_ns, ir_conn, ir_msg(pair.ir, header(ts, ir_ns, frame_ids[0]))),
+                (vi_ns, vi_conn, visible_msg(pair.visible, header(ts, vi_ns, frame_ids[1]))),
             ]
             for stamp_ns, conn, msg in sorted(msgs, key=lambda m: m[0]):  # bag time must not go back
                 writer.write(conn, stamp_ns, ts.serialize_cdr(msg, msgtype))

@@ -16,7 +16,6 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from importlib.resources import files
 from pathlib import Path
 
 import cv2
@@ -35,6 +34,7 @@ from std_msgs.msg import Header
 from vision_msgs.msg import Detection2DArray
 
 from fusion_node.pipeline import ModelError, default_model_path, numpy_to_image_fields
+from fusion_node.pipeline.pair_files import PairFolderError, find_pairs, read_pair
 from fusion_node.replay.bagio import make_typestore, open_writer
 from fusion_node.replay.replay import OUTPUT_BAG
 from fusion_node.replay.report import ReportSample, write_report
@@ -54,6 +54,11 @@ STARTUP_TIMEOUT_S = 60.0  # model load + DDS discovery on a slow robot computer
 DRAIN_TIMEOUT_S = 15.0
 DIAGNOSTICS_S = 0.5
 REPORT_SAMPLES = 3
+SAMPLE_DIR = Path(__file__).resolve().parents[1] / "sample"  # package data: {ir,vi}/NAME.jpg
+
+
+class DemoError(Exception):
+    """The demo cannot run or produced nothing; the message names the cause and the fix."""
 
 
 @dataclass
@@ -77,15 +82,10 @@ class _Recorder:
 
 def _sample_pairs() -> list[tuple[np.ndarray, np.ndarray]]:
     """The bundled (IR gray, visible BGR) pairs, in name order."""
-    sample = files("fusion_node") / "sample"
-    pairs = []
-    for ir_entry in sorted((sample / "ir").iterdir(), key=lambda e: e.name):
-        vi_entry = sample / "vi" / ir_entry.name
-        ir = cv2.imdecode(np.frombuffer(ir_entry.read_bytes(), np.uint8), cv2.IMREAD_GRAYSCALE)
-        visible = cv2.imdecode(np.frombuffer(vi_entry.read_bytes(), np.uint8), cv2.IMREAD_COLOR)
-        if ir is not None and visible is not None:
-            pairs.append((ir, visible))
-    return pairs
+    try:
+        return [read_pair(pair) for pair in find_pairs(SAMPLE_DIR, strict=True)]
+    except PairFolderError as err:
+        raise DemoError(f"the bundled sample is unusable ({err}); reinstall fusion_node") from err
 
 
 @contextmanager
@@ -119,22 +119,24 @@ def _wait(condition: Callable[[], bool], timeout: float, node_proc: subprocess.P
 
 def run_demo(
     output_dir: Path, *, model_path: Path | None = None, rate_hz: float = 10.0, loops: int = 10
-) -> int:
+) -> Path:
     """Run the node on the bundled sample over DDS; write outputs, bag and report into `output_dir`.
 
     Returns:
-        0 on success; 1 (after one ERROR line) when there is no trained model, no sample, or the
-        node produced no output.
+        The report's path.
+
+    Raises:
+        DemoError: no trained model, no readable sample, an output bag exists already, or the node
+            produced no output.
     """
     try:
         model = model_path if model_path is not None else default_model_path()
     except ModelError as err:
-        print(f"ERROR: the demo needs a trained model and none is installed: {err}", file=sys.stderr)
-        return 1
+        raise DemoError(f"the demo needs a trained model and none is installed: {err}") from err
     pairs = _sample_pairs()
-    if not pairs:
-        print("ERROR: no sample pairs in fusion_node/sample/{ir,vi}; reinstall fusion_node", file=sys.stderr)
-        return 1
+    bag = output_dir / OUTPUT_BAG
+    if bag.exists():
+        raise DemoError(f"{bag} exists already; remove it or choose another output folder")
     output_dir.mkdir(parents=True, exist_ok=True)
     params_file = output_dir / "params.yaml"
     params = {
@@ -159,8 +161,7 @@ def run_demo(
         finally:  # also on SIGINT/SIGTERM of the demo: the node must not outlive it
             stop_process(node_proc, timeout=SHUTDOWN_BOUND_S)
     if outcome is None:
-        print(f"ERROR: the node produced no output; see {output_dir / 'node.log'}", file=sys.stderr)
-        return 1
+        raise DemoError(f"the node produced no output; see {output_dir / 'node.log'}")
     recorder, published, wall_time_s = outcome
     return _write_outputs(output_dir, recorder, published, wall_time_s, domain_id=domain_id, model=model)
 
@@ -246,13 +247,10 @@ def _write_outputs(
     *,
     domain_id: int,
     model: Path,
-) -> int:
-    """The outputs bag, a few PNGs and the report; 0."""
+) -> Path:
+    """The outputs bag, a few PNGs and the report; returns the report's path."""
     typestore = make_typestore()
     bag = output_dir / OUTPUT_BAG
-    if bag.exists():
-        print(f"ERROR: {bag} exists already; remove it or choose another output folder", file=sys.stderr)
-        return 1
     with open_writer(bag) as writer:
         connections = {
             topic: writer.add_connection(topic, msgtype, typestore=typestore)
@@ -296,4 +294,4 @@ def _write_outputs(
         },
     )
     print(f"demo: {len(fused)} of {len(published)} pairs fused; bag {bag}; report {report}")
-    return 0
+    return report

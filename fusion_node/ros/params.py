@@ -14,6 +14,9 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
+from fusion_node import defaults
+from fusion_node.pipeline import AgcConfig
+
 RUNTIME_PARAMETERS = ("score_threshold", "nms_iou_threshold")
 
 
@@ -49,23 +52,39 @@ class Spec:
         return descriptor
 
 
+_AGC = AgcConfig()
 SPECS = (
-    Spec("ir_topic", "ir/image_raw", "Infrared image topic (sensor_msgs/Image, or its /compressed)."),
+    Spec("ir_topic", defaults.IR_TOPIC, "Infrared image topic (sensor_msgs/Image, or its /compressed)."),
     Spec(
-        "visible_topic", "visible/image_raw", "Visible image topic (sensor_msgs/Image, or its /compressed)."
+        "visible_topic",
+        defaults.VISIBLE_TOPIC,
+        "Visible image topic (sensor_msgs/Image, or its /compressed).",
     ),
     Spec("ir_transport", "raw", "How the infrared camera publishes.", choices=("raw", "compressed")),
     Spec("visible_transport", "raw", "How the visible camera publishes.", choices=("raw", "compressed")),
     Spec("model_path", "", "ONNX model (or TensorRT engine) file; empty = the package's default model."),
-    Spec("backend", "onnxruntime", "Inference backend.", choices=("onnxruntime", "tensorrt")),
-    Spec("device", "cpu", "Inference device: cpu, cuda or cuda:N."),
-    Spec("threads", 0, "CPU inference threads; 0 = ONNX Runtime's default.", limits=(0, 256)),
+    Spec("backend", defaults.BACKEND, "Inference backend.", choices=("onnxruntime", "tensorrt")),
+    Spec("device", defaults.DEVICE, "Inference device: cpu, cuda or cuda:N."),
+    Spec("threads", defaults.THREADS, "CPU inference threads; 0 = ONNX Runtime's default.", limits=(0, 256)),
     Spec("engine_cache_dir", "", "Where TensorRT engines are cached; empty = the pipeline's default."),
-    Spec("score_threshold", 0.35, "Minimum detection score (changeable at run time).", limits=(0.0, 1.0)),
     Spec(
-        "nms_iou_threshold", 0.5, "Class-wise NMS IoU in (0, 1] (changeable at run time).", limits=(0.0, 1.0)
+        "score_threshold",
+        defaults.SCORE_THRESHOLD,
+        "Minimum detection score (changeable at run time).",
+        limits=(0.0, 1.0),
     ),
-    Spec("slop_s", 0.05, "Largest stamp difference of an IR/visible pair, seconds.", limits=(0.0, 10.0)),
+    Spec(
+        "nms_iou_threshold",
+        defaults.NMS_IOU_THRESHOLD,
+        "Class-wise NMS IoU in (0, 1] (changeable at run time).",
+        limits=(0.0, 1.0),
+    ),
+    Spec(
+        "slop_s",
+        defaults.SLOP_S,
+        "Largest stamp difference of an IR/visible pair, seconds.",
+        limits=(0.0, 10.0),
+    ),
     Spec("queue_depth", 10, "Subscription depth and unpaired frames kept per camera.", limits=(1, 1000)),
     Spec(
         "reliability",
@@ -78,10 +97,16 @@ SPECS = (
         Parameter.Type.DOUBLE_ARRAY,
         "Row-major 3x3 homography mapping IR pixels into the visible image; unset or empty = none.",
     ),
-    Spec("agc_mode", "auto", "Automatic gain control of 16-bit IR.", choices=("auto", "on", "off")),
-    Spec("agc_low_percentile", 1.0, "AGC lower percentile of IR counts.", limits=(0.0, 100.0)),
-    Spec("agc_high_percentile", 99.0, "AGC upper percentile of IR counts.", limits=(0.0, 100.0)),
-    Spec("agc_smoothing", 0.9, "AGC temporal smoothing of the range (0 = none).", limits=(0.0, 0.99)),
+    Spec("agc_mode", _AGC.mode, "Automatic gain control of 16-bit IR.", choices=("auto", "on", "off")),
+    Spec(
+        "agc_low_percentile", _AGC.low_percentile, "AGC lower percentile of IR counts.", limits=(0.0, 100.0)
+    ),
+    Spec(
+        "agc_high_percentile", _AGC.high_percentile, "AGC upper percentile of IR counts.", limits=(0.0, 100.0)
+    ),
+    Spec(
+        "agc_smoothing", _AGC.smoothing, "AGC temporal smoothing of the range (0 = none).", limits=(0.0, 0.99)
+    ),
     Spec("publish_fused", True, "Publish ~/fused (bgr8)."),
     Spec("publish_detections", True, "Publish ~/detections (vision_msgs/Detection2DArray)."),
     Spec("publish_segmentation", True, "Publish ~/segmentation (mono8 ids) and ~/segmentation/color."),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,6 +15,8 @@ from onnx import TensorProto
 from fusion_node.pipeline import ModelError, ModelInfo, default_model_path, open_backend
 from fusion_node.pipeline.backends.onnxruntime import OrtBackend
 from fusion_node.pipeline.model import MODEL_ENV
+
+REPO = Path(__file__).resolve().parents[2]
 
 ModelFactory = Callable[..., Path]
 
@@ -98,10 +101,19 @@ def test_default_model_path(
     monkeypatch.setenv(MODEL_ENV, str(tmp_path / "missing.onnx"))
     with pytest.raises(ModelError, match=r"missing\.onnx.*fusion-export.*model_path"):
         default_model_path()
-    monkeypatch.delenv(MODEL_ENV)
-    try:  # depends on whether a model was trained and exported into this checkout
-        found = default_model_path()
-    except ModelError as err:
-        assert "models/fusion_rt.onnx" in str(err)
-    else:
-        assert found.is_file() and found.name == "fusion_rt.onnx"
+
+
+def test_default_model_path_prefers_the_installed_share_over_the_checkout(
+    monkeypatch: pytest.MonkeyPatch, contract_model: ModelFactory, tmp_path: Path
+) -> None:
+    monkeypatch.delenv(MODEL_ENV, raising=False)
+    monkeypatch.setenv("AMENT_PREFIX_PATH", str(tmp_path))  # a ROS prefix without fusion_node
+    assert default_model_path() == REPO / "models" / "fusion_rt.onnx"  # shipped in the repository
+    pytest.importorskip("ament_index_python")
+    index = tmp_path / "share" / "ament_index" / "resource_index" / "packages"
+    index.mkdir(parents=True)
+    (index / "fusion_node").touch()  # what colcon installs for the package
+    installed = tmp_path / "share" / "fusion_node" / "models" / "fusion_rt.onnx"
+    installed.parent.mkdir(parents=True)
+    shutil.copy(contract_model(), installed)
+    assert default_model_path() == installed

@@ -8,9 +8,10 @@ import cv2
 import numpy as np
 import pytest
 
+from fusion_node.pipeline.pair_files import PairFolderError, find_pairs
 from fusion_node.replay import BagError, FrameReader, make_bag
 from fusion_node.replay.bagio import DEFAULT_IR_TOPIC, DEFAULT_VISIBLE_TOPIC
-from fusion_node.replay.make_bag import MAX_JITTER_NS, MONO16_GAIN, MONO16_OFFSET, START_NS, find_pairs
+from fusion_node.replay.make_bag import MAX_JITTER_NS, MONO16_GAIN, MONO16_OFFSET, START_NS
 
 
 def read_all(bag: Path) -> dict[str, list]:
@@ -29,11 +30,11 @@ def test_raw_mcap_round_trip_is_lossless_with_rate_stamps(msrs_dir: Path, tmp_pa
     assert count == 2 * len(pairs) == 12
     assert [f.stamp_ns for f in frames["visible"]] == [START_NS + i * 50_000_000 for i in range(6)]
     assert {ir.stamp_ns - vi.stamp_ns for ir, vi in zip(frames["ir"], frames["visible"], strict=True)} != {0}
-    for ir, vi, (ir_path, vi_path) in zip(frames["ir"], frames["visible"], pairs, strict=True):
+    for ir, vi, pair in zip(frames["ir"], frames["visible"], pairs, strict=True):
         assert abs(ir.stamp_ns - vi.stamp_ns) <= MAX_JITTER_NS
         assert (ir.frame_id, vi.frame_id) == ("ir_optical_frame", "visible_optical_frame")
-        np.testing.assert_array_equal(ir.image, cv2.imread(str(ir_path), cv2.IMREAD_GRAYSCALE))
-        np.testing.assert_array_equal(vi.image, cv2.imread(str(vi_path), cv2.IMREAD_COLOR))
+        np.testing.assert_array_equal(ir.image, cv2.imread(str(pair.ir), cv2.IMREAD_GRAYSCALE))
+        np.testing.assert_array_equal(vi.image, cv2.imread(str(pair.visible), cv2.IMREAD_COLOR))
 
 
 def test_sqlite3_compressed_mono16_llvip_layout(llvip_dir: Path, tmp_path: Path) -> None:
@@ -43,18 +44,18 @@ def test_sqlite3_compressed_mono16_llvip_layout(llvip_dir: Path, tmp_path: Path)
     assert (tmp_path / "bag" / "bag.db3").is_file()
     frames = read_all(tmp_path / "bag")
     pairs = find_pairs(llvip_dir)
-    assert [p[0].parent.name for p in pairs] == ["test", "train"]  # both splits, matched by name
-    for ir, vi, (ir_path, vi_path) in zip(frames["ir"], frames["visible"], pairs, strict=True):
-        ir8 = cv2.imread(str(ir_path), cv2.IMREAD_GRAYSCALE)
+    assert [p.ir.parent.name for p in pairs] == ["test", "train"]  # both splits, matched by name
+    for ir, vi, pair in zip(frames["ir"], frames["visible"], pairs, strict=True):
+        ir8 = cv2.imread(str(pair.ir), cv2.IMREAD_GRAYSCALE)
         assert ir.image.dtype == np.uint16
         np.testing.assert_array_equal(ir.image, ir8.astype(np.uint16) * MONO16_GAIN + MONO16_OFFSET)  # png
-        source = cv2.imread(str(vi_path), cv2.IMREAD_COLOR)
+        source = cv2.imread(str(pair.visible), cv2.IMREAD_COLOR)
         assert vi.image.shape == source.shape == (1024, 1280, 3)
         assert np.abs(vi.image.astype(int) - source).mean() < 3  # jpeg
 
 
 def test_bad_inputs_raise_bag_error(msrs_dir: Path, tmp_path: Path) -> None:
-    with pytest.raises(BagError, match="neither ir/ \\+ vi/"):
+    with pytest.raises(PairFolderError, match="neither ir/ \\+ vi/"):
         make_bag(tmp_path, tmp_path / "bag", progress=False)
     with pytest.raises(BagError, match="mono8 or mono16"):
         make_bag(msrs_dir, tmp_path / "bag", ir_encoding="rgb8", progress=False)

@@ -16,6 +16,7 @@ import pytest
 from ros_harness import REPO, domain_id, ignore_sigint, ros_env
 from rosbags.highlevel import AnyReader
 
+from fusion_node.cli import main
 from fusion_node.replay.bagio import make_typestore
 from fusion_node.ros.demo import run_demo
 from fusion_node.shutdown import SHUTDOWN_BOUND_S
@@ -25,7 +26,7 @@ def test_demo_records_every_output_and_reports(
     contract_model: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("ROS_DOMAIN_ID", str(domain_id(2)))
-    assert run_demo(tmp_path, model_path=contract_model(), rate_hz=20.0, loops=1) == 0
+    assert run_demo(tmp_path, model_path=contract_model(), rate_hz=20.0, loops=1) == tmp_path / "report.md"
     bag = tmp_path / "outputs"
     with AnyReader([bag], default_typestore=make_typestore()) as reader:
         counts = Counter(c.topic for c, _, _ in reader.messages())
@@ -52,8 +53,8 @@ def test_demo_without_a_trained_model_says_so(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("FUSION_NODE_MODEL", str(tmp_path / "absent.onnx"))
-    assert run_demo(tmp_path / "out") == 1
-    assert "needs a trained model" in capsys.readouterr().err
+    assert main(["demo", "--output", str(tmp_path / "out")]) == 1  # the CLI edge prints the error
+    assert capsys.readouterr().err.startswith("ERROR: the demo needs a trained model")
     assert not (tmp_path / "out").exists()
 
 

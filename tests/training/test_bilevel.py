@@ -14,6 +14,7 @@ import pytest
 import torch
 from torch import nn
 
+from fusion_node.pipeline.pair_files import find_pairs, read_pair
 from training.bilevel import (
     BalancedAggregator,
     BilevelConfig,
@@ -26,6 +27,9 @@ from training.bilevel import (
     hypergradient,
 )
 from training.losses import FusionLossConfig, GanLossConfig, LossError, SemanticLossConfig
+from training.models.discriminator import Discriminator, DiscriminatorConfig
+from training.models.fusion import FusionNetConfig, build_fusion_net
+from training.models.semantic import SemanticNet, SemanticNetConfig
 
 Batch = dict[str, Any]
 
@@ -151,16 +155,12 @@ class TinySemantic(nn.Module):
 
 
 def _load_pairs(data_dir: Path, size: int = 32) -> Batch:
-    names = sorted((data_dir / "roadscene" / "ir").glob("*.jpg"))[:2]
+    pairs = find_pairs(data_dir / "roadscene")[:2]
     irs, vis = [], []
-    for path in names:
-        ir = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-        vi = cv2.imread(str(data_dir / "roadscene" / "vi" / path.name), cv2.IMREAD_COLOR)
-        if ir is None or vi is None:
-            pytest.skip(f"cannot read the RoadScene pair {path.name}")
+    for ir, vi in map(read_pair, pairs):
         irs.append(cv2.resize(ir, (size, size), interpolation=cv2.INTER_AREA)[None])
         vis.append(cv2.resize(vi, (size, size), interpolation=cv2.INTER_AREA).transpose(2, 0, 1))
-    mask = np.zeros((len(names), size, size), np.int64)
+    mask = np.zeros((len(pairs), size, size), np.int64)
     mask[:, size // 2 :] = 1
     mask[:, :, : size // 4] = 2
     mask[:, :2] = 255
@@ -170,7 +170,7 @@ def _load_pairs(data_dir: Path, size: int = 32) -> Batch:
         "boxes": [torch.tensor([[2.0, 3.0, 20.0, 25.0]]), torch.zeros(0, 4)],
         "labels": [torch.tensor([1]), torch.zeros(0, dtype=torch.long)],
         "mask": torch.from_numpy(mask),
-        "names": [p.stem for p in names],
+        "names": [pair.name for pair in pairs],
     }
 
 
@@ -367,14 +367,11 @@ def test_config_rejects_unknown_mode() -> None:
 
 def test_one_bilevel_step_with_the_project_nets(data_dir: Path) -> None:
     """The real FusionNet / Discriminator / SemanticNet (training/models) through one bi-level step."""
-    fusion_mod = pytest.importorskip("training.models.fusion")
-    disc_mod = pytest.importorskip("training.models.discriminator")
-    sem_mod = pytest.importorskip("training.models.semantic")
     torch.manual_seed(0)
     batch = _load_pairs(data_dir, size=32)
-    fusion = fusion_mod.build_fusion_net(fusion_mod.FusionNetConfig())
-    critic = disc_mod.Discriminator(disc_mod.DiscriminatorConfig())
-    semantic = sem_mod.SemanticNet(sem_mod.SemanticNetConfig(num_classes=2, num_seg_classes=3))
+    fusion = build_fusion_net(FusionNetConfig())
+    critic = Discriminator(DiscriminatorConfig())
+    semantic = SemanticNet(SemanticNetConfig(num_classes=2, num_seg_classes=3))
     tasks: list[LowerTask] = [
         DiscriminatorTask(critic, torch.optim.Adam(critic.parameters(), lr=1e-4), GanLossConfig()),
         SemanticTask(semantic, torch.optim.Adam(semantic.parameters(), lr=1e-3), SemanticLossConfig()),

@@ -6,7 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from fusion_node.pipeline.pair_files import find_pairs
 from training.config import ConfigError, ExperimentConfig, from_dict, load_config, save_config, to_dict
+from training.data import build_datasets
+from training.paths import SHARED_DATA
 
 CONFIGS = Path(__file__).resolve().parents[2] / "training" / "configs"
 
@@ -67,11 +70,24 @@ def test_overrides_are_typed_by_the_dataclass_fields() -> None:
         ("train.amp=1", "train.amp must be true or false"),
         ("max_steps", "not of the form"),
         ("class_names=[car]", "semantic_net.num_classes=6"),
+        ("train.eval_metrics=[EN,PNSR]", "train.eval_metrics names unknown metrics ['PNSR']; choose from EN"),
     ],
 )
 def test_bad_overrides_name_the_key_and_the_fix(override: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("(", r"\(")):
         load_config(CONFIGS / "tiny.yaml", [override])
+
+
+def test_relative_data_roots_resolve_against_the_repository(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not (SHARED_DATA / "roadscene").is_dir():
+        pytest.skip(f"shared data missing: {SHARED_DATA / 'roadscene'}")
+    monkeypatch.chdir(tmp_path)  # not the repository root: `../shared/data/roadscene` is not here
+    cfg = load_config(CONFIGS / "realtime.yaml")
+    datasets = build_datasets(cfg.data, cfg.class_names, cfg.seg_class_names)
+    count = len(datasets["fusion_train"]) + len(datasets["fusion_val"])  # type: ignore[arg-type]
+    assert count == len(find_pairs(SHARED_DATA / "roadscene")) > 0
 
 
 def test_section_validation_errors_become_config_errors() -> None:

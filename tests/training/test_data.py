@@ -30,8 +30,8 @@ from training.data import (
     resize,
     to_sample,
 )
+from training.paths import SHARED_DATA as DATA
 
-DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 NO_JITTER = Photometric(brightness=0, contrast=0, saturation=0, gamma=0)
 
 

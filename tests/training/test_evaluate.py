@@ -92,7 +92,7 @@ def test_errors_exit_1_with_message(tno: Path, tmp_path: Path, capsys: pytest.Ca
     assert main(["--fused-dir", str(tno / "baselines" / "SDNet"), "--compare", "nopath", *out]) == 1
     assert "expected NAME=MODEL.onnx" in capsys.readouterr().err
     assert main(["--fused-dir", str(tmp_path), "--data", str(tmp_path), "--out", str(tmp_path / "e")]) == 1
-    assert "no ir/ and vi/ folders" in capsys.readouterr().err
+    assert "neither ir/ + vi/ nor infrared/ + visible/" in capsys.readouterr().err
     assert main(["--checkpoint", str(tmp_path / "missing.pt"), *out]) == 1
     assert "ERROR: exporting" in capsys.readouterr().err
     assert not (tmp_path / "eval").exists()

@@ -5,15 +5,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import cv2
 import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
 import torch
 
+from fusion_node.pipeline import ModelInfo, open_backend
+from fusion_node.pipeline.model import CALLER_KEYS, CONTRACT, CONTRACT_INPUTS, CONTRACT_OUTPUTS
+from fusion_node.pipeline.pair_files import find_pairs, read_pair
 from training.export import (
-    CALLER_KEYS,
     ExportError,
     InferenceGraph,
     check_parity,
@@ -23,27 +24,17 @@ from training.export import (
 )
 from training.models.fusion import FusionNetConfig, build_fusion_net
 from training.models.semantic import SemanticNet, SemanticNetConfig
+from training.paths import SHARED_DATA
 
-DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
-CONTRACT_KEYS = {
-    "contract", "model_name", "class_names", "seg_class_names", "detection_trained", "segmentation_trained",
-    "input_height", "input_width", "size_divisor", "max_detections", "score_threshold", "nms_iou_threshold",
-    "description",
-}  # fmt: skip
 SIZE = (96, 128)
 SEM_CFG = {"num_classes": 3, "num_seg_classes": 4, "width": 8, "neck_width": 16, "seg_width": 8}
 
 
 def _frames(name: str, count: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    folder = DATA / name
+    folder = SHARED_DATA / name
     if not (folder / "ir").is_dir():
         pytest.skip(f"real data missing: {folder}")
-    frames = []
-    for ir_path in sorted((folder / "ir").iterdir())[:count]:
-        ir = cv2.imread(str(ir_path), cv2.IMREAD_GRAYSCALE)
-        vis = cv2.imread(str(folder / "vi" / ir_path.name), cv2.IMREAD_COLOR)
-        frames.append((ir, vis))
-    return frames
+    return [read_pair(pair) for pair in find_pairs(folder)[:count]]
 
 
 def _tiny_nets() -> tuple[torch.nn.Module, SemanticNet]:
@@ -72,36 +63,42 @@ def _metadata(trained: bool = True) -> dict[str, str]:
 def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, InferenceGraph]:
     fusion, semantic = _tiny_nets()
     # Export verifies parity itself (on a synthetic pair by default); the real frames come below.
-    path = export_onnx(
+    path, _report = export_onnx(
         fusion, semantic, tmp_path_factory.mktemp("onnx") / "tiny.onnx",
         metadata=_metadata(), input_size=SIZE, max_detections=20,
     )  # fmt: skip
     return path, InferenceGraph(fusion, semantic, max_detections=20).eval()
 
 
-def test_contract_names_dtypes_and_metadata(exported: tuple[Path, InferenceGraph]) -> None:
+def test_export_follows_the_runtime_contract(exported: tuple[Path, InferenceGraph]) -> None:
+    """The exported file through the runtime's own checks: every tensor's name, dtype and rank
+    (check_io, run by the backend) and every metadata key and value (ModelInfo)."""
     path, _ = exported
+    backend = open_backend(path, kind="onnxruntime")  # raises ModelError on any I/O difference
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    assert [(i.name, i.type) for i in session.get_inputs()] == [
-        ("ir", "tensor(uint8)"),
-        ("visible", "tensor(uint8)"),
-    ]
-    assert [(o.name, o.type) for o in session.get_outputs()] == [
-        ("fused", "tensor(uint8)"),
-        ("boxes", "tensor(float)"),
-        ("scores", "tensor(float)"),
-        ("classes", "tensor(int64)"),
-        ("num_detections", "tensor(int64)"),
-        ("segmentation", "tensor(uint8)"),
-    ]
-    meta = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
-    assert set(meta) == CONTRACT_KEYS
-    assert json.loads(meta["class_names"]) == ["people", "car", "bus"]
-    assert len(json.loads(meta["seg_class_names"])) == 4
-    assert json.loads(meta["detection_trained"]) is True
-    assert (meta["input_height"], meta["input_width"], meta["max_detections"]) == ("96", "128", "20")
-    assert meta["contract"] == "fusion_node/1"
-    assert {p.domain or "ai.onnx": p.version for p in onnx.load(str(path)).opset_import}["ai.onnx"] == 17
+    assert [i.name for i in session.get_inputs()] == list(CONTRACT_INPUTS)  # in the contract's order
+    assert [o.name for o in session.get_outputs()] == list(CONTRACT_OUTPUTS)
+    model = onnx.load(str(path))
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert meta == backend.metadata
+    graph_keys = {"contract", "input_height", "input_width", "size_divisor", "max_detections",
+                  "score_threshold", "nms_iou_threshold"}  # fmt: skip
+    assert set(meta) == set(CALLER_KEYS) | graph_keys
+    assert ModelInfo.from_metadata(meta, path) == ModelInfo(
+        class_names=("people", "car", "bus"),
+        seg_class_names=("unlabelled", "car", "person", "bike"),
+        detection_trained=True,
+        segmentation_trained=True,
+        input_size=SIZE,
+        size_divisor=32,
+        max_detections=20,
+        score_threshold=0.05,
+        nms_iou_threshold=0.6,
+        model_name="tiny",
+        description="test export",
+    )
+    assert meta["contract"] == CONTRACT
+    assert {p.domain or "ai.onnx": p.version for p in model.opset_import}["ai.onnx"] == 17
 
 
 def test_parity_on_real_frames(exported: tuple[Path, InferenceGraph]) -> None:
@@ -156,7 +153,7 @@ def test_cli_from_checkpoint_without_semantic(tmp_path: Path, capsys: pytest.Cap
     assert meta["detection_trained"] is False and meta["segmentation_trained"] is False
     torch.testing.assert_close(fusion2.state_dict()["out.weight"], fusion.state_dict()["out.weight"])
     out = tmp_path / "fusion_rt.onnx"
-    check = DATA / "roadscene"
+    check = SHARED_DATA / "roadscene"
     if not check.is_dir():
         pytest.skip(f"real data missing: {check}")
     argv = ["--checkpoint", str(tmp_path / "ckpt.pt"), "--out", str(out), "--input-size", "64", "96"]

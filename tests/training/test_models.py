@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import cv2
 import numpy as np
 import pytest
@@ -16,8 +14,8 @@ from training.models.discriminator import Discriminator, DiscriminatorConfig
 from training.models.errors import ModelConfigError
 from training.models.fusion import FusionNetConfig, build_fusion_net
 from training.models.semantic import SemanticNet, SemanticNetConfig
+from training.paths import SHARED_DATA as DATA
 
-DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 ROADSCENE_VI = DATA / "roadscene" / "vi" / "FLIR_00006.jpg"
 
 

@@ -9,8 +9,11 @@ import torch
 
 from training.data.errors import DataError
 
+Batch = dict[str, Any]
+"""A collated batch (see `collate`)."""
 
-def collate(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
+
+def collate(samples: Sequence[dict[str, Any]]) -> Batch:
     """Stack images (and masks when every sample has one); keep boxes/labels as per-sample lists.
 
     Returns {"ir": [N,1,H,W], "visible": [N,3,H,W], "boxes": [Tensor[M_i,4]], "labels": [Tensor[M_i]],

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,6 +20,7 @@ from training.data.datasets import (
 )
 from training.data.errors import DataError
 from training.data.transforms import EvalTransform, Photometric, TrainTransform
+from training.paths import data_path
 
 KINDS = ("paired", "msrs", "m3fd", "llvip")
 
@@ -29,6 +29,7 @@ KINDS = ("paired", "msrs", "m3fd", "llvip")
 class DatasetSpec:
     """One dataset on disk. `kind` is paired | msrs | m3fd | llvip.
 
+    `root` and `labels_dir` are absolute or relative to the repository root (`../shared/data/...`).
     `split` selects MSRS/LLVIP folders and the M3FD COCO-JSON file (omit it for M3FD's official
     layout); `ir_dir`/`vi_dir` apply to `paired`; `labels_dir` holds MSRS YOLO detection labels.
     """
@@ -136,22 +137,23 @@ def _open(
     transform: Transform,
 ) -> PairDataset:
     """The dataset a spec names; `class_names=None` skips its detection labels."""
+    root = data_path(spec.root)
     if spec.kind == "paired":
-        return PairedFolderDataset(spec.root, spec.ir_dir, spec.vi_dir, transform=transform)
+        return PairedFolderDataset(root, spec.ir_dir, spec.vi_dir, transform=transform)
     names, name_map = class_names, cfg.name_map
     if spec.kind == "msrs":
         return MSRSDataset(
-            spec.root,
+            root,
             spec.split,
             class_names=names,
             name_map=name_map,
-            labels_dir=spec.labels_dir,
+            labels_dir=None if spec.labels_dir is None else data_path(spec.labels_dir),
             num_seg_classes=num_seg_classes,
             transform=transform,
         )
     if spec.kind == "m3fd":
-        return M3FDDataset(spec.root, spec.split, class_names=names, name_map=name_map, transform=transform)
-    return LLVIPDataset(spec.root, spec.split, class_names=names, name_map=name_map, transform=transform)
+        return M3FDDataset(root, spec.split, class_names=names, name_map=name_map, transform=transform)
+    return LLVIPDataset(root, spec.split, class_names=names, name_map=name_map, transform=transform)
 
 
 def _concat(
@@ -189,7 +191,7 @@ def _split(names: list[str], cfg: DataConfig) -> tuple[list[int], list[int]]:
 
 def _check_not_eval_data(specs: list[DatasetSpec], cfg: DataConfig) -> None:
     for spec in specs:
-        if not cfg.allow_eval_data and "tno" in (p.lower() for p in Path(spec.root).resolve().parts):
+        if not cfg.allow_eval_data and "tno" in (p.lower() for p in data_path(spec.root).resolve().parts):
             raise DataError(
                 f"fusion training root {spec.root} is under tno/, the evaluation benchmark: "
                 "train on another set, or set data.allow_eval_data: true on purpose"

@@ -12,10 +12,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from fusion_node.pipeline.pair_files import PairFolderError, match_pairs
 from training.data.classes import ClassMap
 from training.data.coco import read_coco
 from training.data.errors import DataError
-from training.data.images import list_images, read_mask, read_pair
+from training.data.images import read_mask, read_pair
 from training.data.sample import Pair, empty_boxes, to_sample
 from training.data.voc import read_voc
 from training.data.yolo import read_yolo, yolo_to_xyxy
@@ -80,18 +81,11 @@ class PairDataset(Dataset[dict[str, Any]]):
 
 
 def _match_pairs(ir_dir: Path, vi_dir: Path) -> list[tuple[str, Path, Path]]:
-    """(stem, ir path, visible path) for every stem present in both folders."""
-    irs, vis = list_images(ir_dir), list_images(vi_dir)
-    unmatched = sorted(set(irs) ^ set(vis))
-    if unmatched:
-        log.warning(
-            "%s / %s: %d images without a partner skipped, e.g. %s",
-            ir_dir,
-            vi_dir,
-            len(unmatched),
-            unmatched[:3],
-        )
-    return [(stem, irs[stem], vis[stem]) for stem in sorted(set(irs) & set(vis))]
+    """(name, ir path, visible path) of the runtime's pairing rule; unpartnered images are skipped."""
+    try:
+        return [(p.name, p.ir, p.visible) for p in match_pairs(ir_dir, vi_dir)]
+    except PairFolderError as err:
+        raise DataError(str(err)) from err
 
 
 def _map_classes(names: Sequence[str], boxes: np.ndarray, classes: ClassMap) -> tuple[np.ndarray, np.ndarray]:

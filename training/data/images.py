@@ -9,21 +9,6 @@ import numpy as np
 
 from training.data.errors import DataError
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
-
-
-def list_images(folder: Path) -> dict[str, Path]:
-    """Image files of a folder by stem (suffix any of IMAGE_SUFFIXES, case-insensitive)."""
-    if not folder.is_dir():
-        raise DataError(f"image folder {folder} does not exist: check the dataset root and layout")
-    found: dict[str, Path] = {}
-    for path in sorted(folder.iterdir()):
-        if path.suffix.lower() in IMAGE_SUFFIXES:
-            if path.stem in found:
-                raise DataError(f"{folder} holds two images named {path.stem!r}: keep one of them")
-            found[path.stem] = path
-    return found
-
 
 def _read(path: Path, flags: int) -> np.ndarray:
     image = cv2.imread(str(path), flags)

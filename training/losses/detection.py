@@ -1,6 +1,7 @@
 """FCOS-style anchor-free detection loss: targets, sigmoid focal loss, GIoU and centerness.
 
-Hand-written focal and GIoU losses: their usual home (torchvision.ops) is unavailable here.
+Hand-written focal and GIoU losses, not torchvision.ops': no torchvision wheel matches the pinned
+CPU torch of setup.py's [train] extra.
 """
 
 from __future__ import annotations

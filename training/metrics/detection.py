@@ -1,72 +1,66 @@
-"""COCO-style detection mAP (the numbers pycocotools' COCOeval gives for area "all", maxDets 100).
+"""COCO detection mAP through pycocotools' COCOeval (area "all", `max_detections` per image and class).
 
-Hand-written rather than calling pycocotools at run time: COCOeval needs JSON-shaped datasets,
-prints, and is a dev-only dependency here; the tests check this code against it on the same boxes.
+This module only adapts per-image arrays to COCOeval's in-memory datasets and reads the numbers
+back; matching, interpolation and averaging are pycocotools' own.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
 
 from training.metrics.errors import MetricsError
-
-IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
-RECALL_THRESHOLDS = np.linspace(0.0, 1.0, 101)
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of x1,y1,x2,y2 boxes a [M,4] and b [K,4] → [M,K] (areas w*h, no +1, as COCO)."""
-    wh = np.clip(
-        np.minimum(a[:, None, 2:], b[None, :, 2:]) - np.maximum(a[:, None, :2], b[None, :, :2]), 0, None
-    )
-    inter = wh[..., 0] * wh[..., 1]
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
-
-
-def _match(iou: np.ndarray) -> np.ndarray:
-    """Greedy COCO matching of score-sorted detections to GTs → [T, D] true-positive flags.
-
-    Each detection, in score order, takes the still-free GT of highest IoU at or above the threshold.
-    """
-    tp = np.zeros((len(IOU_THRESHOLDS), iou.shape[0]), dtype=bool)
-    for t, thr in enumerate(IOU_THRESHOLDS):
-        free = np.ones(iou.shape[1], dtype=bool)
-        for d in range(iou.shape[0]):
-            cand = np.where(free & (iou[d] >= min(thr, 1 - 1e-10)), iou[d], -1.0)
-            if cand.size and cand.max() >= 0:
-                # Last maximum, as COCOeval (it replaces its best on equal IoU).
-                g = cand.size - 1 - int(np.argmax(cand[::-1]))
-                free[g] = False
-                tp[t, d] = True
-    return tp
-
-
-def _average_precision(scores: np.ndarray, tp: np.ndarray, num_gt: int) -> np.ndarray:
-    """101-point interpolated AP per IoU threshold → [T]."""
-    order = np.argsort(-scores, kind="mergesort")
-    tp = tp[:, order]
-    tps = np.cumsum(tp, axis=1, dtype=np.float64)
-    fps = np.cumsum(~tp, axis=1, dtype=np.float64)
-    ap = np.zeros(len(IOU_THRESHOLDS))
-    for t in range(len(IOU_THRESHOLDS)):
-        recall = tps[t] / num_gt
-        precision = tps[t] / (tps[t] + fps[t] + np.spacing(1))
-        precision = np.maximum.accumulate(precision[::-1])[::-1]  # monotone envelope
-        idx = np.searchsorted(recall, RECALL_THRESHOLDS, side="left")
-        ap[t] = np.where(idx < len(precision), precision[np.minimum(idx, len(precision) - 1)], 0.0).mean()
-    return ap
 
 
 def _as_array(item: Mapping[str, Any], key: str, dtype: type, shape_tail: tuple[int, ...]) -> np.ndarray:
     if key not in item:
         raise MetricsError(f"detection entry lacks {key!r}: give dicts with boxes, labels (and scores)")
     return np.asarray(item[key], dtype=dtype).reshape((-1, *shape_tail))
+
+
+def _annotations(
+    entries: Sequence[Mapping[str, Any]], num_classes: int, *, scored: bool
+) -> list[dict[str, Any]]:
+    """COCO annotation dicts (bbox x,y,w,h; image and category ids from 1) of per-image entries."""
+    annotations: list[dict[str, Any]] = []
+    for image_id, entry in enumerate(entries, start=1):
+        boxes = _as_array(entry, "boxes", np.float64, (4,))
+        labels = _as_array(entry, "labels", np.int64, ())
+        scores = _as_array(entry, "scores", np.float64, ()) if scored else np.zeros(len(boxes))
+        if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
+            raise MetricsError(f"label outside 0..{num_classes - 1}: check num_classes and the label map")
+        for (x1, y1, x2, y2), label, score in zip(boxes, labels, scores, strict=True):
+            w, h = x2 - x1, y2 - y1
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": image_id,
+                    "category_id": int(label) + 1,
+                    "bbox": [x1, y1, w, h],
+                    "area": w * h,
+                    "iscrowd": 0,
+                    "score": score,
+                }
+            )
+    return annotations
+
+
+def _coco(annotations: list[dict[str, Any]], num_images: int, num_classes: int) -> COCO:
+    coco = COCO()
+    coco.dataset = {
+        "images": [{"id": i} for i in range(1, num_images + 1)],
+        "categories": [{"id": c} for c in range(1, num_classes + 1)],
+        "annotations": annotations,
+    }
+    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress
+        coco.createIndex()
+    return coco
 
 
 def detection_map(
@@ -94,34 +88,17 @@ def detection_map(
         raise MetricsError(
             f"{len(preds)} prediction entries but {len(gts)} ground-truth entries: pass one per image"
         )
-    ap = np.full((num_classes, len(IOU_THRESHOLDS)), np.nan)
-    per_class: dict[int, tuple[list[np.ndarray], list[np.ndarray], int]] = {
-        c: ([], [], 0) for c in range(num_classes)
-    }
-    for pred, gt in zip(preds, gts, strict=True):
-        p_boxes = _as_array(pred, "boxes", np.float64, (4,))
-        p_scores = _as_array(pred, "scores", np.float64, ())
-        p_labels = _as_array(pred, "labels", np.int64, ())
-        g_boxes = _as_array(gt, "boxes", np.float64, (4,))
-        g_labels = _as_array(gt, "labels", np.int64, ())
-        for labels in (p_labels, g_labels):
-            if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
-                raise MetricsError(f"label outside 0..{num_classes - 1}: check num_classes and the label map")
-        for c in np.union1d(p_labels, g_labels):
-            d = np.flatnonzero(p_labels == c)
-            d = d[np.argsort(-p_scores[d], kind="mergesort")][:max_detections]
-            g = g_boxes[g_labels == c]
-            scores, tps, num_gt = per_class[int(c)]
-            scores.append(p_scores[d])
-            tps.append(_match(box_iou(p_boxes[d], g)))
-            per_class[int(c)] = (scores, tps, num_gt + len(g))
-    for c, (scores, tps, num_gt) in per_class.items():
-        if num_gt == 0:
-            continue
-        if not scores or sum(len(s) for s in scores) == 0:
-            ap[c] = 0.0
-            continue
-        ap[c] = _average_precision(np.concatenate(scores), np.concatenate(tps, axis=1), num_gt)
+    truth = _coco(_annotations(gts, num_classes, scored=False), len(gts), num_classes)
+    found = _coco(_annotations(preds, num_classes, scored=True), len(preds), num_classes)
+    evaluator = COCOeval(truth, found, "bbox")
+    evaluator.params.maxDets = [max_detections]
+    evaluator.params.areaRng, evaluator.params.areaRngLbl = [[0, np.inf]], ["all"]
+    with contextlib.redirect_stdout(io.StringIO()):
+        evaluator.evaluate()
+        evaluator.accumulate()
+    # precision [IoU threshold, recall threshold, class, area, maxDets]; -1 where a class has no GT
+    precision = evaluator.eval["precision"][:, :, :, 0, 0]
+    ap = np.where(precision > -1, precision, np.nan).mean(axis=1).T  # [class, IoU threshold]
     has_gt = ~np.isnan(ap[:, 0])
     return {
         "map50": float(ap[has_gt, 0].mean()) if has_gt.any() else float("nan"),

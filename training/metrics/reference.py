@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from training.metrics.errors import MetricsError
 from training.metrics.fusion import METRICS, fusion_metrics, read_gray
+from training.paths import TNO
 
 REFERENCE_METRICS = tuple(n for n in METRICS if n != "SSIM")
 """Metrics with a ``Metric_TNO__<NAME>.csv`` reference table (all but SSIM)."""
@@ -56,7 +57,7 @@ def worst_relative_errors(tno_dir: Path, images: Sequence[int]) -> dict[str, flo
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI: print the worst relative error per metric on all 42 TNO images."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=Path("../shared/data/tno"), help="TNO folder")
+    parser.add_argument("--data", type=Path, default=TNO, help="TNO folder")
     args = parser.parse_args(argv)
     try:
         worst = worst_relative_errors(args.data, range(1, 43))

@@ -47,7 +47,8 @@ class _NonMaxSuppression(torch.autograd.Function):
             order = torch.nonzero(s > score_threshold).squeeze(1)
             order = order[torch.argsort(s[order], descending=True, stable=True)]
             # Greedy loop over a precomputed overlap matrix (python-level, at most pre-NMS top-k
-            # iterations): torchvision's batched NMS is unavailable and this mirrors ONNX exactly.
+            # iterations) that mirrors ONNX exactly; torchvision's batched NMS is not used because
+            # no torchvision wheel matches the pinned CPU torch.
             overlap = (_box_iou(boxes[n, order]) > iou_threshold).cpu().numpy()
             suppressed = np.zeros(len(order), dtype=bool)
             keep: list[int] = []
