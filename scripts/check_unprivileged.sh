@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# CI check (issue 15): the README's demo command works for a normal user on a fresh clone.
+#
+# Run as root (CI does, from .ci/run): clones the committed HEAD into a temporary folder owned by a
+# throw-away user and runs there, as that user with a clean environment, scripts/setup.sh (checking
+# it writes nothing outside the clone and the user's caches), scripts/demo.sh (checking its outputs)
+# and FusionPipeline() from plain Python. /opt/python, where root's set-up once linked the wheel
+# builder's paths, is hidden from that user so a leftover link cannot make the check pass.
+# Downloads are reused: root fills a wheel folder the user's pip looks in first (PIP_FIND_LINKS).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ "$(id -u)" != 0 ]; then
+  echo "check_unprivileged: needs root to create a throw-away user (CI runs it as root); nothing run." >&2
+  exit 2
+fi
+user=fusion-unprivileged
+work=$(mktemp -d /tmp/fusion-unprivileged.XXXXXX)
+repo=$work/repo home=$work/home wheels=$work/wheels
+chmod 755 "$work"
+created_user=
+cleanup() {
+  status=$?
+  [ -n "$created_user" ] && userdel "$user"
+  if [ "$status" = 0 ]; then rm -rf "$work"; else echo "check_unprivileged: FAILED; kept $work" >&2; fi
+}
+trap cleanup EXIT
+if ! id -u "$user" >/dev/null 2>&1; then
+  useradd --system --no-create-home --home-dir "$home" --shell /usr/sbin/nologin "$user"
+  created_user=1
+fi
+
+echo "[unprivileged] cloning $(git rev-parse --short HEAD) for $user into $repo"
+git clone --quiet --no-hardlinks --no-checkout . "$repo"   # a copy: chown leaves this repository alone
+git -C "$repo" checkout --quiet --detach "$(git rev-parse HEAD)"
+echo "[unprivileged] collecting wheels for the user's pip (from root's pip cache where it has them)"
+(cd "$repo" && python3 -m pip wheel --quiet --wheel-dir "$wheels" \
+   -r requirements/ros-pypi.txt -r requirements/ros-build.txt . && git clean -fdxq)   # clone clean again
+mkdir -p "$home"
+chown -R "$user:" "$repo" "$home"
+
+# The user's environment: no root venv, ROS or CMake variables; the registries' settings pass through.
+user_env=(HOME="$home" USER="$user" LOGNAME="$user" LANG=C.UTF-8 PATH=/usr/local/bin:/usr/bin:/bin)
+while read -r name; do user_env+=("$name=${!name}"); done < <(
+  compgen -e | grep -E '^(PIP_[A-Z_]+|ROS_DOMAIN_ID|https?_proxy|no_proxy|HTTPS?_PROXY|NO_PROXY)$' || true)
+user_env+=(PIP_FIND_LINKS="$wheels ${PIP_FIND_LINKS:-}")
+hide_opt_python=()
+if [ -d /opt/python ]; then
+  if unshare --mount true 2>/dev/null; then
+    hide_opt_python=(unshare --mount --propagation private -- sh -c 'mount -t tmpfs hidden /opt/python && exec "$@"' sh)
+  else
+    echo "[unprivileged] WARNING: cannot hide /opt/python (no mount namespace here); checking with it visible" >&2
+  fi
+fi
+as_user() {  # as_user CMD...: run CMD in the clone as the throw-away user
+  "${hide_opt_python[@]}" runuser -u "$user" -- env -i "${user_env[@]}" sh -c 'cd "$0" && exec "$@"' "$repo" "$@"
+}
+
+echo "[unprivileged] scripts/setup.sh as $user"
+as_user scripts/setup.sh runtime
+stray=$(find /tmp /var/tmp /dev/shm "$home" -user "$user" \
+  -not -path "$repo" -not -path "$repo/*" -not -path "$home" -not -path "$home/.cache" \
+  -not -path "$home/.cache/*" 2>/dev/null || true)
+if [ -n "$stray" ]; then
+  echo "ERROR: set-up wrote outside the clone and the user's caches:" >&2
+  echo "$stray" >&2
+  exit 1
+fi
+
+echo "[unprivileged] scripts/demo.sh as $user"
+as_user scripts/demo.sh
+as_user .venv/bin/python - <<'EOF'
+"""The demo's outputs, and the default model found from plain Python with no ROS environment."""
+import json
+from pathlib import Path
+
+from fusion_node.pipeline import FusionPipeline
+
+out = Path("demo_output")
+report = json.loads((out / "report.json").read_text())
+assert report["frames_in"] > 0 and report["frames_out"] > 0, report
+assert any((out / "outputs").glob("*.mcap")), "no outputs bag"
+assert (out / "contact_sheet.png").is_file(), "no contact sheet"
+FusionPipeline()
+print(f"[unprivileged] demo fused {report['frames_out']} of {report['frames_in']} pairs; FusionPipeline() ok")
+EOF
+echo "[unprivileged] OK: set-up and demo work for a normal user on a fresh clone"
