@@ -6,7 +6,7 @@
 # it writes nothing outside the clone and the user's caches), scripts/demo.sh (checking its outputs)
 # and FusionPipeline() from plain Python. /opt/python, where root's set-up once linked the wheel
 # builder's paths, is hidden from that user so a leftover link cannot make the check pass.
-# Downloads are reused: root fills a wheel folder the user's pip looks in first (PIP_FIND_LINKS).
+# Downloads are reused: root fills a wheel folder (from its pip cache) that the user's pip installs from.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" != 0 ]; then
@@ -33,22 +33,24 @@ echo "[unprivileged] cloning $(git rev-parse --short HEAD) for $user into $repo"
 git clone --quiet --no-hardlinks --no-checkout . "$repo"   # a copy: chown leaves this repository alone
 git -C "$repo" checkout --quiet --detach "$(git rev-parse HEAD)"
 echo "[unprivileged] collecting wheels for the user's pip (from root's pip cache where it has them)"
-(cd "$repo" && python3 -m pip wheel --quiet --wheel-dir "$wheels" \
-   -r requirements/ros-pypi.txt -r requirements/ros-build.txt . && git clean -fdxq)   # clone clean again
+# Everything the runtime set-up installs, plus the default PEP 517 build requirements of the editable
+# install: the user's pip then installs offline from this folder.
+(cd "$repo" && python3 -m pip wheel -qq --wheel-dir "$wheels" \
+   -r requirements/ros-pypi.txt -r requirements/ros-build.txt . setuptools wheel && git clean -fdxq)
 mkdir -p "$home"
 chown -R "$user:" "$repo" "$home"
 
-# The user's environment: no root venv, ROS or CMake variables; the registries' settings pass through.
-user_env=(HOME="$home" USER="$user" LOGNAME="$user" LANG=C.UTF-8 PATH=/usr/local/bin:/usr/bin:/bin)
-while read -r name; do user_env+=("$name=${!name}"); done < <(
-  compgen -e | grep -E '^(PIP_[A-Z_]+|ROS_DOMAIN_ID|https?_proxy|no_proxy|HTTPS?_PROXY|NO_PROXY)$' || true)
-user_env+=(PIP_FIND_LINKS="$wheels ${PIP_FIND_LINKS:-}")
+# The user's environment: no root venv, ROS or CMake variables; pip installs from $wheels only.
+user_env=(HOME="$home" USER="$user" LOGNAME="$user" LANG=C.UTF-8 PATH=/usr/local/bin:/usr/bin:/bin
+          PIP_NO_INDEX=1 PIP_FIND_LINKS="$wheels")
+[ -n "${ROS_DOMAIN_ID:-}" ] && user_env+=(ROS_DOMAIN_ID="$ROS_DOMAIN_ID")
 hide_opt_python=()
 if [ -d /opt/python ]; then
   if unshare --mount true 2>/dev/null; then
-    hide_opt_python=(unshare --mount --propagation private -- sh -c 'mount -t tmpfs hidden /opt/python && exec "$@"' sh)
+    hide_opt_python=(unshare --mount --propagation private --
+                     sh -c 'mount -t tmpfs hidden /opt/python && exec "$@"' sh)
   else
-    echo "[unprivileged] WARNING: cannot hide /opt/python (no mount namespace here); checking with it visible" >&2
+    echo "[unprivileged] WARNING: no mount namespace here to hide /opt/python; checking with it visible" >&2
   fi
 fi
 as_user() {  # as_user CMD...: run CMD in the clone as the throw-away user
@@ -81,6 +83,6 @@ assert report["frames_in"] > 0 and report["frames_out"] > 0, report
 assert any((out / "outputs").glob("*.mcap")), "no outputs bag"
 assert (out / "contact_sheet.png").is_file(), "no contact sheet"
 FusionPipeline()
-print(f"[unprivileged] demo fused {report['frames_out']} of {report['frames_in']} pairs; FusionPipeline() ok")
+print(f"[unprivileged] demo: {report['frames_out']} pairs fused from {report['frames_in']} frames; FusionPipeline() ok")
 EOF
 echo "[unprivileged] OK: set-up and demo work for a normal user on a fresh clone"
