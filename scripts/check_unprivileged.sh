@@ -20,7 +20,10 @@ chmod 755 "$work"
 created_user=
 cleanup() {
   status=$?
-  [ -n "$created_user" ] && userdel "$user"
+  if [ -n "$created_user" ]; then
+    find /dev/shm -maxdepth 1 -user "$user" -delete || true   # DDS and tracing segments it left
+    userdel "$user"
+  fi
   if [ "$status" = 0 ]; then rm -rf "$work"; else echo "check_unprivileged: FAILED; kept $work" >&2; fi
 }
 trap cleanup EXIT
@@ -54,12 +57,14 @@ if [ -d /opt/python ]; then
   fi
 fi
 as_user() {  # as_user CMD...: run CMD in the clone as the throw-away user
-  "${hide_opt_python[@]}" runuser -u "$user" -- env -i "${user_env[@]}" sh -c 'cd "$0" && exec "$@"' "$repo" "$@"
+  "${hide_opt_python[@]}" runuser -u "$user" -- env -i "${user_env[@]}" \
+    sh -c 'cd "$0" && exec "$@"' "$repo" "$@"
 }
 
 echo "[unprivileged] scripts/setup.sh as $user"
+touch "$work/set-up-started"
 as_user scripts/setup.sh runtime
-stray=$(find /tmp /var/tmp /dev/shm "$home" -user "$user" \
+stray=$(find /tmp /var/tmp /dev/shm "$home" -user "$user" -newer "$work/set-up-started" \
   -not -path "$repo" -not -path "$repo/*" -not -path "$home" -not -path "$home/.cache" \
   -not -path "$home/.cache/*" 2>/dev/null || true)
 if [ -n "$stray" ]; then
@@ -83,6 +88,7 @@ assert report["frames_in"] > 0 and report["frames_out"] > 0, report
 assert any((out / "outputs").glob("*.mcap")), "no outputs bag"
 assert (out / "contact_sheet.png").is_file(), "no contact sheet"
 FusionPipeline()
-print(f"[unprivileged] demo: {report['frames_out']} pairs fused from {report['frames_in']} frames; FusionPipeline() ok")
+print(f"[unprivileged] demo: {report['frames_out']} pairs fused from {report['frames_in']} frames")
+print("[unprivileged] FusionPipeline() from plain Python found the default model")
 EOF
 echo "[unprivileged] OK: set-up and demo work for a normal user on a fresh clone"
