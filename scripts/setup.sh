@@ -7,6 +7,8 @@
 # ROS 2: a sourced distribution (Humble/Jazzy/Kilted) is used as it is; without one, ROS 2 Kilted's
 # core comes from PyPI wheels. vision_msgs has no wheel: where it is missing, colcon builds the
 # field-for-field compatible interface package in ros2_ws/ (see ros2_ws/README.md).
+# Needs no root: writes only in this repository (.venv, ros2_ws/) and the user's pip cache
+# (.ci/run checks that with scripts/check_unprivileged.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 profile=${1:-runtime}
