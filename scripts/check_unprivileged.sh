@@ -51,7 +51,7 @@ hide_opt_python=()
 if [ -d /opt/python ]; then
   if unshare --mount true 2>/dev/null; then
     hide_opt_python=(unshare --mount --propagation private --
-                     sh -c 'mount -t tmpfs hidden /opt/python && exec "$@"' sh)
+                     sh -c 'mount -t tmpfs -o mode=755 hidden /opt/python && exec "$@"' sh)
   else
     echo "[unprivileged] WARNING: no mount namespace here to hide /opt/python; checking with it visible" >&2
   fi
