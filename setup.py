@@ -15,7 +15,10 @@ setup(
     version="0.1.0",
     packages=find_packages(include=["fusion_node", "fusion_node.*", "training", "training.*"]),
     package_data={
-        "fusion_node": ["interfaces/vision_msgs/*.msg", "sample/*", "sample/ir/*", "sample/vi/*", "py.typed"],
+        "fusion_node": [
+            "interfaces/vision_msgs/*.msg", "sample/*", "sample/ir/*", "sample/vi/*", "py.typed",
+            "models/fusion_rt.onnx",  # the default model, a link to models/ in the checkout
+        ],
         "training": ["configs/*.yaml"],
     },
     data_files=[

@@ -7,6 +7,8 @@
 # ROS 2: a sourced distribution (Humble/Jazzy/Kilted) is used as it is; without one, ROS 2 Kilted's
 # core comes from PyPI wheels. vision_msgs has no wheel: where it is missing, colcon builds the
 # field-for-field compatible interface package in ros2_ws/ (see ros2_ws/README.md).
+# Needs no root: writes only in this repository (.venv, ros2_ws/) and the user's pip cache
+# (.ci/run checks that with scripts/check_unprivileged.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 profile=${1:-runtime}
@@ -40,23 +42,15 @@ elif [ -f ros2_ws/install/setup.bash ] && (set +u; . ros2_ws/install/setup.bash;
   echo "[setup] vision_msgs already built in ros2_ws/install"
 else
   echo "[setup] building vision_msgs interfaces in ros2_ws/ with colcon"
+  cmake_args=()
   if [ "$ros_source" = pypi ]; then
     pip_install -r requirements/ros-build.txt
-    # The std_msgs CMake config from the wheels names two paths of the wheel builder's Python;
-    # they must exist (needs root, as in CI). See ros2_ws/README.md.
-    inc=$(python -c "import sysconfig; print(sysconfig.get_paths()['include'])")
-    np_inc=$(python -c "import numpy; print(numpy.get_include())")
-    np_dir=/opt/python/cp311-cp311/lib/python3.11/site-packages/numpy/_core
-    if ! { mkdir -p /opt/python/cp311-cp311/include "$np_dir" &&
-           ln -sfn "$inc" /opt/python/cp311-cp311/include/python3.11 &&
-           ln -sfn "$np_inc" "$np_dir/include"; } 2>/dev/null; then
-      echo "ERROR: cannot create /opt/python/cp311-cp311 links needed by the ROS wheels' CMake files;" \
-           "run scripts/setup.sh as root once, or install ros-<distro>-vision-msgs." >&2
-      exit 1
-    fi
     export CMAKE_PREFIX_PATH="$VIRTUAL_ENV" AMENT_PREFIX_PATH="$VIRTUAL_ENV"
+    # The wheels' CMake exports name the wheel builder's Python headers; this hook swaps them for the
+    # venv's own at configure time, so no root and no system-wide links (see the file).
+    cmake_args=(--cmake-args "-DCMAKE_PROJECT_INCLUDE=$PWD/ros2_ws/wheel_python_paths.cmake")
   fi
   (cd ros2_ws && colcon --log-base log build --base-paths src --build-base build --install-base install \
-      --event-handlers console_cohesion- status- summary+ >/dev/null)
+      --event-handlers console_cohesion- status- summary+ "${cmake_args[@]}" >/dev/null)
 fi
 echo "[setup] done. Activate with: . scripts/env.sh"

@@ -176,11 +176,18 @@ def check_io(
         )
 
 
+# The default model, relative to the package (package data: setup.py ships it next to the modules) and
+# to the package's ament share (data_files: share/fusion_node/models on a colcon-built robot).
+DEFAULT_MODEL = Path("models", "fusion_rt.onnx")
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+
+
 def default_model_path() -> Path:
     """The model to load when none is configured.
 
-    Order: $FUSION_NODE_MODEL; the installed package share (share/fusion_node/models/
-    fusion_rt.onnx, through ament_index_python); <repo root>/models/fusion_rt.onnx.
+    Order: $FUSION_NODE_MODEL; the package data fusion_node/models/fusion_rt.onnx (in a checkout a
+    link to models/fusion_rt.onnx), found without any ROS environment; the package's ament share,
+    when $AMENT_PREFIX_PATH is set.
 
     Raises:
         ModelError: none of them exists; the message lists every path tried.
@@ -188,15 +195,17 @@ def default_model_path() -> Path:
     if env := os.environ.get(MODEL_ENV):
         candidates = [Path(env)]
     else:
-        candidates = []
+        candidates = [PACKAGE_DIR / DEFAULT_MODEL]
         try:
+            from ament_index_python.constants import AMENT_PREFIX_PATH_ENV_VAR
             from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
-        except ImportError:  # not a ROS install: the repo-root fallback below applies
+        except ImportError:  # ROS-free install: the package data only
             pass
         else:
-            with contextlib.suppress(PackageNotFoundError):  # not installed through colcon
-                candidates.append(Path(get_package_share_directory("fusion_node")) / "models/fusion_rt.onnx")
-        candidates.append(Path(__file__).resolve().parents[2] / "models" / "fusion_rt.onnx")
+            # Without a ROS environment ament raises OSError; the package data above still applies.
+            if os.environ.get(AMENT_PREFIX_PATH_ENV_VAR):
+                with contextlib.suppress(PackageNotFoundError):  # not installed through colcon
+                    candidates.append(Path(get_package_share_directory("fusion_node")) / DEFAULT_MODEL)
     for path in candidates:
         if path.is_file():
             return path
