@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -102,18 +101,3 @@ def test_default_model_path(
     with pytest.raises(ModelError, match=r"missing\.onnx.*fusion-export.*model_path"):
         default_model_path()
 
-
-def test_default_model_path_prefers_the_installed_share_over_the_checkout(
-    monkeypatch: pytest.MonkeyPatch, contract_model: ModelFactory, tmp_path: Path
-) -> None:
-    monkeypatch.delenv(MODEL_ENV, raising=False)
-    monkeypatch.setenv("AMENT_PREFIX_PATH", str(tmp_path))  # a ROS prefix without fusion_node
-    assert default_model_path() == REPO / "models" / "fusion_rt.onnx"  # shipped in the repository
-    pytest.importorskip("ament_index_python")
-    index = tmp_path / "share" / "ament_index" / "resource_index" / "packages"
-    index.mkdir(parents=True)
-    (index / "fusion_node").touch()  # what colcon installs for the package
-    installed = tmp_path / "share" / "fusion_node" / "models" / "fusion_rt.onnx"
-    installed.parent.mkdir(parents=True)
-    shutil.copy(contract_model(), installed)
-    assert default_model_path() == installed
