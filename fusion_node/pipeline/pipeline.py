@@ -30,7 +30,9 @@ class PipelineConfig:
     Attributes:
         model_path: the .onnx (or TensorRT engine); None = `default_model_path()`.
         backend: "onnxruntime" or "tensorrt".
-        device, threads: ONNX Runtime options (see OrtBackend).
+        device: "cpu", "auto", "cuda" or "cuda:N" (GPU N; see `parse_device`); TensorRT takes its GPU
+            from it too.
+        threads: ONNX Runtime's CPU threads (see OrtBackend).
         engine_cache_dir: TensorRT engine cache; None = ~/.cache/fusion_node/engines.
         score_threshold, nms_iou_threshold: runtime filters on top of the graph's own.
         homography: IR -> visible pixels (3×3 or 9 values); None = already registered.
@@ -40,7 +42,7 @@ class PipelineConfig:
 
     model_path: Path | None = None
     backend: Literal["onnxruntime", "tensorrt"] = defaults.BACKEND
-    device: Literal["cpu", "cuda", "auto"] = defaults.DEVICE
+    device: str = defaults.DEVICE
     threads: int = defaults.THREADS
     engine_cache_dir: Path | None = None
     score_threshold: float = defaults.SCORE_THRESHOLD
@@ -69,7 +71,9 @@ class FusionPipeline:
         _check_thresholds(config.score_threshold, config.nms_iou_threshold)
         path = Path(config.model_path) if config.model_path is not None else default_model_path()
         if config.backend == "tensorrt":
-            self._backend = open_backend(path, kind="tensorrt", cache_dir=config.engine_cache_dir)
+            self._backend = open_backend(
+                path, kind="tensorrt", cache_dir=config.engine_cache_dir, device=config.device
+            )
         else:
             self._backend = open_backend(
                 path, kind=config.backend, device=config.device, threads=config.threads

@@ -16,6 +16,7 @@ from rclpy.parameter import Parameter
 
 from fusion_node import defaults
 from fusion_node.pipeline import AgcConfig
+from fusion_node.pipeline.backends import DEVICE_FORMS
 
 RUNTIME_PARAMETERS = ("score_threshold", "nms_iou_threshold")
 
@@ -64,7 +65,12 @@ SPECS = (
     Spec("visible_transport", "raw", "How the visible camera publishes.", choices=("raw", "compressed")),
     Spec("model_path", "", "ONNX model (or TensorRT engine) file; empty = the package's default model."),
     Spec("backend", defaults.BACKEND, "Inference backend.", choices=("onnxruntime", "tensorrt")),
-    Spec("device", defaults.DEVICE, "Inference device: cpu, cuda or cuda:N."),
+    Spec(
+        "device",
+        defaults.DEVICE,
+        f"Inference device: {', '.join(DEVICE_FORMS)} (N: the GPU index, as nvidia-smi lists them; cuda "
+        "and auto use GPU 0, auto falls back to CPU). Backend tensorrt always runs on a GPU: N, else 0.",
+    ),
     Spec("threads", defaults.THREADS, "CPU inference threads; 0 = ONNX Runtime's default.", limits=(0, 256)),
     Spec("engine_cache_dir", "", "Where TensorRT engines are cached; empty = the pipeline's default."),
     Spec(

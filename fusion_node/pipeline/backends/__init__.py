@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from fusion_node.pipeline.backends.base import Backend
+from fusion_node.pipeline.backends.device import DEVICE_FORMS, Device, parse_device
 from fusion_node.pipeline.errors import ModelError
 
 BACKENDS = ("onnxruntime", "tensorrt")
@@ -16,7 +17,7 @@ def open_backend(
 ) -> Backend:
     """Open `path` with the backend `kind`; `opts` go to its constructor.
 
-    onnxruntime: device ("cpu" | "cuda" | "auto"), threads. tensorrt: cache_dir, fp16.
+    onnxruntime: device (see `parse_device`), threads. tensorrt: cache_dir, fp16, device (its GPU).
     """
     if kind == "onnxruntime":
         from fusion_node.pipeline.backends.onnxruntime import OrtBackend
@@ -29,4 +30,4 @@ def open_backend(
     raise ModelError(f"unknown backend {kind!r}; use one of {', '.join(BACKENDS)}")
 
 
-__all__ = ["BACKENDS", "Backend", "open_backend"]
+__all__ = ["BACKENDS", "DEVICE_FORMS", "Backend", "Device", "open_backend", "parse_device"]

@@ -11,7 +11,7 @@ class Backend(Protocol):
     """Runs one model that follows docs/model_contract.md.
 
     Attributes:
-        name: short backend name for logs ("onnxruntime:CPUExecutionProvider", "tensorrt:fp16").
+        name: short backend name for logs ("onnxruntime:CPUExecutionProvider", "tensorrt:fp16:cuda:0").
         metadata: the model's metadata_props (strings), parsed by ModelInfo.from_metadata.
     """
 

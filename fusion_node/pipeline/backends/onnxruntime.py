@@ -1,15 +1,17 @@
-"""ONNX Runtime backend (CPU, or CUDA with the onnxruntime-gpu wheel)."""
+"""ONNX Runtime backend (CPU, or CUDA on a chosen GPU with the onnxruntime-gpu wheel)."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
 from onnxruntime.capi import onnxruntime_pybind11_state as ort_errors
 
+from fusion_node.pipeline.backends.device import parse_device
 from fusion_node.pipeline.errors import ModelError
 from fusion_node.pipeline.model import CONTRACT_OUTPUTS, check_io, require_file
 
@@ -37,46 +39,67 @@ def _numpy_dtype(ort_type: str) -> np.dtype:
         return np.dtype(object)
 
 
+def session_providers(device: str, available: Sequence[str]) -> list[str | tuple[str, dict[str, Any]]]:
+    """The `providers` of an InferenceSession for `device`, given the providers this onnxruntime has.
+
+    "cuda:N" selects GPU N through the CUDA provider's `device_id` option; CPU stays second, for the
+    few nodes CUDA lacks kernels for.
+
+    Raises:
+        ModelError: an unknown device, or a CUDA device where this onnxruntime has no CUDA provider.
+    """
+    parsed = parse_device(device)
+    if parsed.kind == "cpu":
+        return [_CPU]
+    if _CUDA in available:
+        return [(_CUDA, {"device_id": parsed.index}), _CPU]
+    if parsed.kind == "auto":
+        _log.info("device 'auto': no CUDAExecutionProvider in this onnxruntime, running on CPU")
+        return [_CPU]
+    raise ModelError(
+        f"device {device!r} but this onnxruntime only has {list(available)}; install onnxruntime-gpu "
+        "(matching your CUDA) instead of onnxruntime, or set device to 'cpu' or 'auto'"
+    )
+
+
 class OrtBackend:
     """Runs a contract model with ONNX Runtime.
 
     Args:
         path: the .onnx file.
-        device: "cpu"; "cuda" (error when this onnxruntime has no CUDA provider); "auto" (CUDA
-            when available, else CPU with a log line).
+        device: "cpu"; "cuda" or "cuda:N" (GPU 0 or N; an error when this onnxruntime has no CUDA
+            provider or CUDA cannot start); "auto" (CUDA on GPU 0 when available, else CPU with a
+            log line). See `session_providers`.
         threads: intra-op threads; 0 lets ONNX Runtime choose (one per physical core).
     """
 
-    def __init__(
-        self, path: Path, *, device: Literal["cpu", "cuda", "auto"] = "cpu", threads: int = 0
-    ) -> None:
+    def __init__(self, path: Path, *, device: str = "cpu", threads: int = 0) -> None:
         path = require_file(Path(path))
-        available = ort.get_available_providers()
-        if device == "cpu":
-            providers = [_CPU]
-        elif device in ("cuda", "auto") and _CUDA in available:
-            providers = [_CUDA, _CPU]
-        elif device == "auto":
-            _log.info("device 'auto': no CUDAExecutionProvider in this onnxruntime, running on CPU")
-            providers = [_CPU]
-        elif device == "cuda":
-            raise ModelError(
-                f"device 'cuda' but this onnxruntime only has {available}; install onnxruntime-gpu "
-                "(matching your CUDA) or set device to 'cpu' or 'auto'"
-            )
-        else:
-            raise ModelError(f"unknown device {device!r}; use 'cpu', 'cuda' or 'auto'")
+        providers = session_providers(device, ort.get_available_providers())
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         try:
             self._session = ort.InferenceSession(str(path), options, providers=providers)
         except _ORT_ERRORS as err:
+            gpu_hint = (
+                "the GPU index is wrong (nvidia-smi lists them) or CUDA/cuDNN do not match onnxruntime-gpu "
+                "(or set device to 'cpu'), or "
+                if providers[0] != _CPU
+                else ""
+            )
             raise ModelError(
-                f"ONNX Runtime cannot load {path} ({err}); the file is corrupt or not an ONNX model: "
-                "re-export it with fusion-export"
+                f"ONNX Runtime cannot load {path} on device {device!r} ({err}); {gpu_hint}the file is "
+                "corrupt or not an ONNX model: re-export it with fusion-export"
             ) from err
+        used = self._session.get_providers()[0]
+        if parse_device(device).kind == "cuda" and used != _CUDA:
+            # ONNX Runtime falls back to CPU with only a warning when the CUDA libraries fail to load.
+            raise ModelError(
+                f"device {device!r}: ONNX Runtime could not start CUDA and fell back to {used} (its warning "
+                "above names the missing CUDA/cuDNN library); install that or set device to 'cpu'"
+            )
         self.path = path
-        self.name = f"onnxruntime:{self._session.get_providers()[0]}"
+        self.name = f"onnxruntime:{used}"
         self.metadata: dict[str, str] = dict(self._session.get_modelmeta().custom_metadata_map)
         check_io(
             {i.name: (_numpy_dtype(i.type), len(i.shape)) for i in self._session.get_inputs()},

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from fusion_node.pipeline.backends.device import parse_device
 from fusion_node.pipeline.errors import ModelError
 from fusion_node.pipeline.model import CONTRACT_INPUTS, CONTRACT_OUTPUTS, ModelInfo, check_io, require_file
 
@@ -77,18 +78,34 @@ class TensorRTBackend:
             built by this class (its metadata lies in the `<engine>.json` next to it).
         cache_dir: where built engines are kept; default `default_cache_dir()`.
         fp16: build in FP16 where the GPU has fast FP16.
+        device: the GPU: "cuda:N" is GPU N; "cuda", "auto" and "cpu" mean GPU 0 (TensorRT runs on a
+            GPU only; "cpu" is accepted so that the pipeline's CPU default does not stop it).
     """
 
     def __init__(
-        self, engine_or_onnx_path: Path, *, cache_dir: Path | None = None, fp16: bool = True
+        self,
+        engine_or_onnx_path: Path,
+        *,
+        cache_dir: Path | None = None,
+        fp16: bool = True,
+        device: str = "cuda",
     ) -> None:
+        gpu = parse_device(device).index
         self._trt, cuda = _import_tensorrt()
         path = require_file(Path(engine_or_onnx_path))
         self._tensor_api = uses_tensor_api(self._trt.__version__)
         cuda.init()
+        if gpu >= cuda.Device.count():
+            raise ModelError(
+                f"device {device!r}: this machine has {cuda.Device.count()} CUDA GPU(s), numbered from 0 "
+                "(nvidia-smi lists them); pick one of those"
+            )
         self._cuda = cuda
-        self._context = cuda.Device(0).retain_primary_context()
-        self._context.push()  # pycuda contexts are per thread: push around every CUDA call
+        self._device = cuda.Device(gpu)
+        # TensorRT builds and runs on the CUDA context current at creation (what cudaSetDevice
+        # selects): GPU `gpu`'s primary context, pushed around every CUDA call (contexts are per thread).
+        self._context = self._device.retain_primary_context()
+        self._context.push()
         try:
             if path.suffix == ".onnx":
                 engine_path = self._build_cached(path, cache_dir or default_cache_dir(), fp16)
@@ -114,13 +131,13 @@ class TensorRTBackend:
             engine_path,
         )
         self.path = engine_path
-        self.name = f"tensorrt:{'fp16' if fp16 else 'fp32'}"
+        self.name = f"tensorrt:{'fp16' if fp16 else 'fp32'}:cuda:{gpu}"
         self._buffers: dict[str, tuple[int, Any]] = {}  # name -> (bytes, device allocation)
         _log.info("TensorRT %s engine %s, tensors %s", self._trt.__version__, engine_path, self._io)
 
     def _build_cached(self, onnx_path: Path, cache_dir: Path, fp16: bool) -> Path:
         data = onnx_path.read_bytes()
-        gpu = self._cuda.Device(0).name()
+        gpu = self._device.name()
         engine_path = cache_dir / engine_cache_key(
             hashlib.sha256(data).hexdigest(), self._trt.__version__, gpu, fp16=fp16
         )
