@@ -1,9 +1,9 @@
-"""CPU benchmark of FusionPipeline at 640×480: per-stage latency (p50/p95) and FPS on real frames.
+"""The pipeline benchmark of `fusion-node bench` (fusion_node/bench.py), side by side with BDLFusion.
 
-Side by side in the same run (same frames, machine and thread count), when torch and the anchor
-folder exist: the official BDLFusion fusion network (Fusion_Network_IJ) in torch eager and in ONNX
-Runtime, and the speed ratio. Speed claims are such ratios, never absolute numbers across runs.
-CPU only: every clock read follows a synchronous call, so no device synchronize is needed.
+Here, in a source checkout, on the shared MSRS samples by default, and, when torch and the anchor
+folder exist, in the same run (same frames, machine and thread count): the official BDLFusion fusion
+network (Fusion_Network_IJ) in torch eager and in ONNX Runtime, and the speed ratio. Speed claims are
+such ratios, never absolute numbers across runs.
 
 usage: python benchmarks/bench_pipeline.py [--model M] [--frames DIR] [--iterations N] [--json]
 """
@@ -12,88 +12,27 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import sys
 import tempfile
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 
-from fusion_node.pipeline import FusionPipeline, PipelineConfig, PipelineError
-from fusion_node.pipeline.pair_files import find_pairs, read_pair
+from fusion_node import bench
+from fusion_node.bench import FramePair, summary, time_calls
+from fusion_node.pipeline import PipelineError
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT / ".." / "shared"
-WIDTH, HEIGHT = 640, 480
-STAGES = ("preprocess", "inference", "postprocess", "total")
-
-FramePair = tuple[np.ndarray, np.ndarray]
-
-
-class BenchError(Exception):
-    """A benchmark that cannot run; the message names the missing piece and the fix."""
 
 
 def default_frames() -> Path:
-    """The MSRS samples of the shared data, else the bundled sample."""
+    """The MSRS samples of the shared data, else the package's bundled sample."""
     msrs = SHARED / "data" / "msrs_samples"
-    return msrs if msrs.is_dir() else ROOT / "fusion_node" / "sample"
-
-
-def load_frames(folder: Path) -> list[FramePair]:
-    """(IR H×W, visible H×W×3 BGR) uint8 pairs resized to 640×480."""
-    frames = []
-    for pair in find_pairs(folder):
-        ir, vi = read_pair(pair)
-        frames.append((cv2.resize(ir, (WIDTH, HEIGHT)), cv2.resize(vi, (WIDTH, HEIGHT))))
-    return frames
-
-
-def summary(values_ms: Sequence[float]) -> dict[str, float]:
-    """p50/p95 of a list of milliseconds."""
-    values = np.asarray(values_ms, np.float64)
-    return {"p50_ms": float(np.percentile(values, 50)), "p95_ms": float(np.percentile(values, 95))}
-
-
-def time_calls(fn: Callable[[int], object], iterations: int, warmup: int) -> tuple[list[float], float]:
-    """Wall milliseconds of `fn(i)` after `warmup` untimed calls, and the timed loop's seconds."""
-    for i in range(warmup):
-        fn(i)
-    times = []
-    start = time.perf_counter()
-    for i in range(iterations):
-        t0 = time.perf_counter()
-        fn(i)
-        times.append((time.perf_counter() - t0) * 1e3)
-    return times, time.perf_counter() - start
-
-
-def bench_pipeline(
-    model: Path | None, frames: list[FramePair], *, threads: int, iterations: int, warmup: int
-) -> dict:
-    """Per-stage p50/p95 from the pipeline's own timings, and FPS of the timed loop.
-
-    `model` None is the default model; ModelError lists where it was looked for when it is absent.
-    """
-    pipeline = FusionPipeline(PipelineConfig(model_path=model, backend="onnxruntime", threads=threads))
-    stages: dict[str, list[float]] = {stage: [] for stage in STAGES}
-
-    def step(i: int) -> None:
-        ir, vi = frames[i % len(frames)]
-        for stage, ms in pipeline.process(ir, vi).timings_ms.items():
-            if stage in stages:
-                stages[stage].append(ms)
-
-    _, wall_s = time_calls(step, iterations, warmup)
-    return {
-        "model": pipeline.info.model_name,
-        "stages": {stage: summary(ms[warmup:]) for stage, ms in stages.items()},
-        "fps": iterations / wall_s,
-    }
+    return msrs if msrs.is_dir() else bench.SAMPLE
 
 
 def bench_anchor(anchor: Path, frames: list[FramePair], *, threads: int, iterations: int) -> dict:
@@ -137,41 +76,24 @@ def bench_anchor(anchor: Path, frames: list[FramePair], *, threads: int, iterati
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="bench_pipeline", description=__doc__.split("\n")[0])
-    parser.add_argument(
-        "--model", type=Path, default=None, help="ONNX model (default: models/fusion_rt.onnx)"
-    )
-    parser.add_argument("--frames", type=Path, default=None, help="pairs folder (default: MSRS samples)")
-    parser.add_argument("--threads", type=int, default=2, help="intra-op threads, ours and the anchor's")
-    parser.add_argument("--iterations", type=int, default=30, help="timed iterations of our pipeline")
-    parser.add_argument("--warmup", type=int, default=5, help="untimed iterations first")
+    bench.add_arguments(parser, frames=default_frames())
     parser.add_argument(
         "--anchor", type=Path, default=SHARED / "anchors" / "bdlfusion", help="BDLFusion folder"
     )
     parser.add_argument("--anchor-iterations", type=int, default=3, help="timed iterations of the anchor")
     parser.add_argument("--no-anchor", action="store_true", help="skip the BDLFusion side-by-side timing")
-    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     return parser.parse_args(argv)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    """The whole benchmark as one JSON-ready dict."""
-    if args.iterations < 1 or args.warmup < 0:
-        raise BenchError("--iterations must be >= 1 and --warmup >= 0")
-    frames = load_frames(args.frames or default_frames())
-    out: dict[str, Any] = {
-        "frame": f"{WIDTH}x{HEIGHT}",
-        "frames": len(frames),
-        "threads": args.threads,
-        "iterations": args.iterations,
-        "ours": bench_pipeline(
-            args.model, frames, threads=args.threads, iterations=args.iterations, warmup=args.warmup
-        ),
-    }
+    """The whole benchmark as one JSON-ready dict: fusion_node.bench's, plus "anchor"."""
+    out = bench.run(args)
     if args.no_anchor:
         out["anchor"] = "skipped (--no-anchor)"
     elif importlib.util.find_spec("torch") is None or not args.anchor.is_dir():
         out["anchor"] = f"skipped (needs torch and {args.anchor})"
     else:
+        frames = bench.load_frames(args.frames)
         anchor = bench_anchor(args.anchor, frames, threads=args.threads, iterations=args.anchor_iterations)
         ours_ms = out["ours"]["stages"]["total"]["p50_ms"]
         anchor["speedup_vs_torch"] = anchor["torch_eager"]["p50_ms"] / ours_ms
@@ -180,21 +102,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
-def table(out: dict[str, Any]) -> str:
-    """The results as a plain-text table."""
-    ours = out["ours"]
-    lines = [
-        f"FusionPipeline ({ours['model']}), ONNX Runtime CPU, {out['threads']} threads, {out['frame']}, "
-        f"{out['iterations']} iterations over {out['frames']} frames",
-        f"{'stage':<28}{'p50 ms':>10}{'p95 ms':>10}",
-    ]
-    lines += [f"{stage:<28}{s['p50_ms']:>10.2f}{s['p95_ms']:>10.2f}" for stage, s in ours["stages"].items()]
-    lines.append(f"{'FPS (whole pipeline)':<28}{ours['fps']:>10.1f}")
-    anchor = out["anchor"]
+def anchor_table(anchor: dict[str, Any] | str) -> list[str]:
+    """The BDLFusion lines under fusion_node.bench's table."""
     if isinstance(anchor, str):
-        lines.append(f"BDLFusion: {anchor}")
-        return "\n".join(lines)
-    lines.append("BDLFusion Fusion_Network_IJ (fusion only), same frames and threads:")
+        return [f"BDLFusion: {anchor}"]
+    lines = ["BDLFusion Fusion_Network_IJ (fusion only), same frames and threads:"]
     for name in ("torch_eager", "onnxruntime"):
         s = anchor[name]
         lines.append(f"{'  ' + name:<28}{s['p50_ms']:>10.2f}{s['p95_ms']:>10.2f}")
@@ -202,7 +114,7 @@ def table(out: dict[str, Any]) -> str:
         f"speed ratio (BDLFusion fusion p50 / our whole pipeline p50): {anchor['speedup_vs_torch']:.1f}x vs "
         f"torch eager, {anchor['speedup_vs_onnxruntime']:.1f}x vs ONNX Runtime"
     )
-    return "\n".join(lines)
+    return lines
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -210,10 +122,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         out = run(args)
-    except (BenchError, PipelineError) as err:
+    except (bench.BenchError, PipelineError) as err:
         print(f"ERROR: {err}", file=sys.stderr)
         return 1
-    print(json.dumps(out, indent=2) if args.json else table(out))
+    print(bench.render(out, bench.table(out) + anchor_table(out["anchor"]), as_json=args.json))
     return 0
 
 

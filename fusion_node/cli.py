@@ -7,19 +7,16 @@ SIGINT and SIGTERM stop every command cleanly (bags closed), with exit status 13
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import inspect
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from fusion_node import defaults
+from fusion_node import bench, defaults
 from fusion_node.pipeline import PipelineConfig, PipelineError
 from fusion_node.replay import BagError, make_bag, replay
 from fusion_node.replay.bagio import DEFAULT_IR_TOPIC, DEFAULT_VISIBLE_TOPIC
 from fusion_node.shutdown import Stopped, stop_on_signals
-
-BENCH_SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_pipeline.py"
 
 
 class CliError(Exception):
@@ -81,14 +78,9 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    if not BENCH_SCRIPT.is_file():
-        raise CliError(f"{BENCH_SCRIPT} not found: the benchmark runs from a source checkout of fusion_node")
-    spec = importlib.util.spec_from_file_location("bench_pipeline", BENCH_SCRIPT)
-    if spec is None or spec.loader is None:
-        raise CliError(f"cannot load {BENCH_SCRIPT}")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return int(module.main(args.bench_args))
+    out = bench.run(args)
+    print(bench.render(out, bench.table(out), as_json=args.json))
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -139,23 +131,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", type=Path, default=None, help="ONNX model (default: the package's model)")
     p.set_defaults(run=_demo)
 
-    # Every bench argument (-h included) goes to benchmarks/bench_pipeline.py: see main().
-    p = sub.add_parser("bench", help="CPU benchmark (benchmarks/bench_pipeline.py; bench -h)", add_help=False)
+    p = sub.add_parser("bench", help="CPU benchmark of the pipeline: per-stage latency and FPS")
+    bench.add_arguments(p)
     p.set_defaults(run=_bench)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `fusion-node`; returns the exit status."""
-    parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
-    if extra and args.command != "bench":
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    args.bench_args = extra
+    args = build_parser().parse_args(argv)
     try:
         with stop_on_signals():
             return int(args.run(args))
-    except (PipelineError, BagError, CliError) as err:
+    except (PipelineError, BagError, bench.BenchError, CliError) as err:
         print(f"ERROR: {err}", file=sys.stderr)
         return 1
     except Stopped as stop:  # outputs are closed by now: bag writers and the demo's node
