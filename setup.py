@@ -1,8 +1,9 @@
 """fusion_node: one ament_python package that colcon builds on a robot and pip installs elsewhere.
 
-Runtime (node, replay, benchmarks) needs numpy, OpenCV, ONNX Runtime and rosbags only; ROS 2 itself
-comes from the robot's distribution (or from PyPI wheels through scripts/setup.sh). Training is the
-[train] extra: it pins torch so pip takes the CPU wheel instead of a multi-GB CUDA build.
+Runtime (node, replay, benchmark) needs numpy, OpenCV, ONNX Runtime and rosbags only; ROS 2 itself
+comes from the robot's distribution (or from PyPI wheels through scripts/setup.sh). Training (torch)
+is not part of it: training/pyproject.toml is its own distribution, with the fusion-train/-eval/
+-export commands, which `scripts/setup.sh all` installs beside this one.
 """
 from glob import glob
 
@@ -13,13 +14,12 @@ package_name = "fusion_node"
 setup(
     name=package_name,
     version="0.1.0",
-    packages=find_packages(include=["fusion_node", "fusion_node.*", "training", "training.*"]),
+    packages=find_packages(include=["fusion_node", "fusion_node.*"]),
     package_data={
         "fusion_node": [
             "interfaces/vision_msgs/*.msg", "sample/*", "sample/ir/*", "sample/vi/*", "py.typed",
             "models/fusion_rt.onnx",  # the default model, a link to models/ in the checkout
         ],
-        "training": ["configs/*.yaml"],
     },
     data_files=[
         ("share/ament_index/resource_index/packages", ["resource/" + package_name]),
@@ -38,8 +38,11 @@ setup(
         "pyyaml",
     ],
     extras_require={
-        "train": ["torch==2.13.0", "onnx>=1.15", "tensorboard", "pycocotools"],
-        "dev": ["pytest", "ruff", "mypy", "onnx>=1.15", "pycocotools", "types-PyYAML", "types-tqdm"],
+        # osrf-pycommon: for the upstream launch sources the launch tests run (../shared/vendor).
+        "dev": [
+            "pytest", "ruff", "mypy", "onnx>=1.15", "pycocotools", "types-PyYAML", "types-tqdm",
+            "osrf-pycommon",
+        ],
     },
     zip_safe=True,
     maintainer="fusion_node maintainers",
@@ -50,9 +53,6 @@ setup(
         "console_scripts": [
             "fusion_node = fusion_node.ros.node:main",
             "fusion-node = fusion_node.cli:main",
-            "fusion-train = training.train:main",
-            "fusion-eval = training.evaluate:main",
-            "fusion-export = training.export:main",
         ],
     },
 )

@@ -1,4 +1,5 @@
-"""Shared fixtures: the contract test model (tests/contract_model.py) and the shared data folder."""
+"""Shared fixtures: the contract test model (tests/contract_model.py), the shared data folder and
+the package installed by colcon (tests/install_tree.py)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # `import contract_model` in any test layout
 from contract_model import make_contract_model
+from install_tree import colcon_build
 
 from training.paths import SHARED_DATA as DATA_DIR
 
@@ -44,3 +46,9 @@ def tno(data_dir: Path) -> Path:
     if not ((path / "baselines").is_dir() and (path / "reference_metrics").is_dir()):
         pytest.skip(f"TNO benchmark with baselines and reference metrics not found at {path}")
     return path
+
+
+@pytest.fixture(scope="session")
+def colcon_install(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The package's install prefix (install/fusion_node) after `colcon build`, once per session."""
+    return colcon_build(tmp_path_factory.mktemp("colcon"))

@@ -1,7 +1,7 @@
 """FCOS-style anchor-free detection loss: targets, sigmoid focal loss, GIoU and centerness.
 
 Hand-written focal and GIoU losses, not torchvision.ops': no torchvision wheel matches the pinned
-CPU torch of setup.py's [train] extra.
+CPU torch of training/pyproject.toml.
 """
 
 from __future__ import annotations

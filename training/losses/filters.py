@@ -1,7 +1,7 @@
 """Fixed image filters shared by the losses: separable Gaussian blur and Sobel gradient magnitude.
 
 Hand-written (both are a few convs), not torchvision's gaussian_blur: no torchvision wheel matches
-the pinned CPU torch of setup.py's [train] extra.
+the pinned CPU torch of training/pyproject.toml.
 """
 
 from __future__ import annotations
