@@ -79,9 +79,7 @@ def test_bench_runs_two_iterations(model: Path, capsys: pytest.CaptureFixture[st
 
 
 def test_bench_without_model_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert "nothing.onnx" in error_of(
-        ["bench", "--model", str(tmp_path / "nothing.onnx")], capsys
-    )
+    assert "nothing.onnx" in error_of(["bench", "--model", str(tmp_path / "nothing.onnx")], capsys)
 
 
 def test_make_bag_stops_on_sigterm_with_the_bag_closed(msrs_dir: Path, tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ Every wait is bounded; nothing sleeps in place of a check.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import signal
@@ -79,30 +80,38 @@ def ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-class NodeProcess:
-    """`python -m fusion_node.ros.node` with a params file; its output is collected line by line.
+class Process:
+    """A command whose output (stdout and stderr) is collected line by line.
 
-    Started with SIGINT ignored (the hard case: the node must install its own handler). Use it as a
-    context manager, or call `kill()` in a `finally`, so that no node outlives a failed test.
+    `group`: the command leads its own process group, as a terminal's foreground job does: `stop`
+    signals the whole group (Ctrl-C reaches a launch and its nodes alike) and `kill` kills it.
+    Use it as a context manager, or call `kill()` in a `finally`, so that nothing outlives a failed test.
     """
 
-    def __init__(self, tmp: Path, domain: int, parameters: dict[str, Any]) -> None:
-        params_file = tmp / "params.yaml"
-        params_file.write_text(yaml.safe_dump({"fusion_node": {"ros__parameters": parameters}}))
+    def __init__(
+        self,
+        cmd: list[str],
+        env: dict[str, str],
+        cwd: Path = REPO,
+        preexec_fn: Callable[[], None] | None = None,
+        group: bool = False,
+    ) -> None:
         self.lines: list[str] = []
+        self._group = group
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "fusion_node.ros.node", "--ros-args", "--params-file", str(params_file)],
-            env=ros_env(domain),
+            cmd,
+            env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-            cwd=REPO,
-            preexec_fn=ignore_sigint,
+            cwd=cwd,
+            preexec_fn=preexec_fn,
+            start_new_session=group,
         )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
-    def __enter__(self) -> NodeProcess:
+    def __enter__(self) -> Process:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -137,7 +146,9 @@ class NodeProcess:
     def stop(self, signum: int = signal.SIGINT, timeout: float = SHUTDOWN_BOUND_S) -> tuple[int, float]:
         """Send `signum`; (exit code, seconds until the process was gone). Fails after `timeout`."""
         start = time.monotonic()
-        if self._proc.poll() is None:
+        if self._group:
+            os.killpg(self._proc.pid, signum)
+        elif self._proc.poll() is None:
             self._proc.send_signal(signum)
         try:
             code = self.wait(timeout)
@@ -146,6 +157,31 @@ class NodeProcess:
             raise AssertionError(f"no exit {timeout} s after {signum!r}; output:\n{self.output}") from None
         return code, time.monotonic() - start
 
+    def kill(self) -> None:
+        """SIGKILL the process (its group) if it still runs (cleanup, not a shutdown test)."""
+        if self._group:
+            with contextlib.suppress(ProcessLookupError):  # no process left in the group
+                os.killpg(self._proc.pid, signal.SIGKILL)
+        elif self._proc.poll() is None:
+            self._proc.kill()
+        self._proc.wait()
+
+
+class NodeProcess(Process):
+    """`python -m fusion_node.ros.node` with a params file.
+
+    Started with SIGINT ignored (the hard case: the node must install its own handler).
+    """
+
+    def __init__(self, tmp: Path, domain: int, parameters: dict[str, Any]) -> None:
+        params_file = tmp / "params.yaml"
+        params_file.write_text(yaml.safe_dump({"fusion_node": {"ros__parameters": parameters}}))
+        super().__init__(
+            [sys.executable, "-m", "fusion_node.ros.node", "--ros-args", "--params-file", str(params_file)],
+            ros_env(domain),
+            preexec_fn=ignore_sigint,
+        )
+
     def assert_clean_stop(self, signum: int) -> None:
         """`signum` stops the node within the bound: exit 0, its shutdown line, no traceback."""
         code, seconds = self.stop(signum)
@@ -153,12 +189,6 @@ class NodeProcess:
         assert f"shut down on {signal.Signals(signum).name}" in self.wait_for_line("shut down on")
         assert seconds <= SHUTDOWN_BOUND_S
         assert "Traceback" not in self.output, self.output
-
-    def kill(self) -> None:
-        """SIGKILL the process if it still runs (cleanup, not a shutdown test)."""
-        if self._proc.poll() is None:
-            self._proc.kill()
-            self._proc.wait()
 
 
 class RosClient:

@@ -1,6 +1,7 @@
-"""Launch files, params.yaml and rviz config against the parameters a real node declares.
+"""params.yaml, replay.launch.py and the rviz config against the parameters a real node declares.
 
-launch/launch_ros have no wheel here, so the launch files are checked by parsing them (ast).
+fusion.launch.py itself runs under a real LaunchService in test_launch.py; replay.launch.py needs
+`ros2 bag`, so it is checked by parsing it (ast).
 """
 
 from __future__ import annotations
@@ -56,7 +57,8 @@ def launch_parameter_names(path: Path) -> set[str]:
 
 
 def test_params_yaml_sets_every_parameter_to_its_default(declared: dict[str, Any]) -> None:
-    params = yaml.safe_load((REPO / "config" / "params.yaml").read_text())["fusion_node"]["ros__parameters"]
+    file = yaml.safe_load((REPO / "config" / "params.yaml").read_text())
+    params = file["/**/fusion_node"]["ros__parameters"]  # the node in any namespace (namespace:=...)
     ours = set(declared) - {"use_sim_time", "start_type_description_service"}
     assert set(params) == ours
     for name, value in params.items():
@@ -68,11 +70,7 @@ def test_params_yaml_sets_every_parameter_to_its_default(declared: dict[str, Any
             assert value == declared[name], name
 
 
-def test_launch_files_parse_and_set_only_declared_parameters(declared: dict[str, Any]) -> None:
-    fusion = REPO / "launch" / "fusion.launch.py"
-    names = launch_parameter_names(fusion)
-    assert {"ir_topic", "visible_topic", "model_path", "backend"} <= names
-    assert names <= set(declared)
+def test_replay_launch_includes_fusion_launch() -> None:
     replay = ast.parse((REPO / "launch" / "replay.launch.py").read_text())
     source = ast.unparse(replay)
     assert "fusion.launch.py" in source and "ExecuteProcess" in source and "'bag'" in source
@@ -82,7 +80,8 @@ def test_launch_files_parse_and_set_only_declared_parameters(declared: dict[str,
 def test_rviz_config_shows_the_node_outputs() -> None:
     config = yaml.safe_load((REPO / "config" / "fusion.rviz").read_text())["Visualization Manager"]
     topics = {d["Topic"]["Value"] for d in config["Displays"] if d["Class"] == "rviz_default_plugins/Image"}
-    assert topics == {"/fusion_node/fused", "/fusion_node/debug_image", "/fusion_node/segmentation/color"}
+    # relative: rviz2 runs in the node's namespace (fusion.launch.py)
+    assert topics == {"fusion_node/fused", "fusion_node/debug_image", "fusion_node/segmentation/color"}
     assert config["Global Options"]["Fixed Frame"] == "visible_optical_frame"
 
 
