@@ -6,9 +6,10 @@ run from the install, as `ros2 launch` does).
 
 from __future__ import annotations
 
+import importlib.util
 import os
-import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -26,12 +27,12 @@ def skip_or_fail(reason: str) -> None:
 
 def colcon_build(workspace: Path) -> Path:
     """`colcon build` of this package with build, install and log under `workspace`; its install prefix."""
-    colcon = shutil.which("colcon")
-    if colcon is None:
+    if importlib.util.find_spec("colcon_core") is None:
         skip_or_fail("colcon is not installed (scripts/setup.sh installs it where ROS 2 comes from PyPI)")
-    result = subprocess.run(
+    result = subprocess.run(  # this Python runs colcon: the installed commands' shebang names it
         [
-            str(colcon), "--log-base", str(workspace / "log"), "build", "--paths", str(REPO),
+            sys.executable, "-m", "colcon", "--log-base", str(workspace / "log"),
+            "build", "--paths", str(REPO),
             "--build-base", str(workspace / "build"), "--install-base", str(workspace / "install"),
             "--event-handlers", "console_direct+",
         ],
