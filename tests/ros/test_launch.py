@@ -23,6 +23,7 @@ from rclpy.parameter_client import AsyncParameterClient
 from ros_harness import REPO, Camera, Process, RosClient, client, domain_id, fresh, ros_env
 from sensor_msgs.msg import Image
 
+from fusion_node import defaults
 from fusion_node.shutdown import SHUTDOWN_BOUND_S
 
 HERE = Path(__file__).resolve().parent
@@ -110,7 +111,7 @@ def test_file_values_stand_and_arguments_win(launched: Process, ros: RosClient) 
         "ir_topic": "/thermal/image_raw",  # the argument, over the file
         "visible_topic": "/camera/image_raw",  # the file, not a launch default
         "score_threshold": 0.2,  # the file
-        "backend": "onnxruntime",  # neither: the node's default
+        "backend": defaults.BACKEND,  # neither: the node's default
     }
 
 
