@@ -4,11 +4,13 @@ commands work from the install; training is its own distribution (training/pypro
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
+from xml.etree import ElementTree
 
 from install_tree import REPO, installed_env, site_packages
 
@@ -87,3 +89,26 @@ def test_training_is_its_own_distribution(tmp_path: Path) -> None:
     assert {line.split("=")[0].strip() for line in entry_points.splitlines()} >= TRAINING_COMMANDS
     metadata = archive.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
     assert "Requires-Dist: fusion_node" in metadata.splitlines()  # the runtime it trains models for
+
+
+def test_every_run_dependency_has_a_rosdep_key_or_the_robot_requirements(colcon_install: Path) -> None:
+    """What the installed package requires comes from package.xml (rosdep, apt) or, where no apt
+    package exists, from requirements/robot.txt (the README's venv)."""
+    rosdep_key = {  # pip name -> rosdep key (ros/rosdistro rosdep/python.yaml)
+        "numpy": "python3-numpy",
+        "opencv-python-headless": "python3-opencv",
+        "pyyaml": "python3-yaml",
+        "tqdm": "python3-tqdm",
+    }
+    (requires,) = site_packages(colcon_install).glob("fusion_node-*.egg-info/requires.txt")
+    run_requires = requires.read_text().split("\n[")[0].split()  # before the extras' sections
+    names = {re.split(r"[<>=!~ ;\[]", line, maxsplit=1)[0].lower() for line in run_requires}
+    exec_depends = {e.text for e in ElementTree.parse(REPO / "package.xml").iter("exec_depend")}
+    robot = {
+        re.split(r"[<>=!~ ;\[]", line, maxsplit=1)[0].lower()
+        for line in (REPO / "requirements" / "robot.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    for name in names:
+        assert rosdep_key.get(name) in exec_depends or name in robot, name
+    assert {"onnxruntime", "rosbags"} <= robot and not robot & set(rosdep_key) - {"numpy"}
