@@ -29,9 +29,13 @@ def colcon_build(workspace: Path) -> Path:
     """`colcon build` of this package with build, install and log under `workspace`; its install prefix."""
     if importlib.util.find_spec("colcon_core") is None:
         skip_or_fail("colcon is not installed (scripts/setup.sh installs it where ROS 2 comes from PyPI)")
-    result = subprocess.run(  # this Python runs colcon: the installed commands' shebang names it
+    colcon = [sys.executable, "-m", "colcon"]  # this Python: the installed commands' shebang names it
+    listed = subprocess.run([*colcon, "list", "--paths", str(REPO)], capture_output=True, text=True)
+    # ROS' build type, read from package.xml (colcon quietly falls back to plain "python" without one)
+    assert "(ros.ament_python)" in listed.stdout, listed.stdout + listed.stderr  # also a failed run
+    result = subprocess.run(
         [
-            sys.executable, "-m", "colcon", "--log-base", str(workspace / "log"),
+            *colcon, "--log-base", str(workspace / "log"),
             "build", "--paths", str(REPO),
             "--build-base", str(workspace / "build"), "--install-base", str(workspace / "install"),
             "--event-handlers", "console_direct+",
