@@ -14,8 +14,15 @@ from fusion_node.pipeline import Detection, numpy_to_image_fields
 
 
 def image_msg(image: np.ndarray, encoding: str, header: Header) -> Image:
-    """A sensor_msgs/Image of `image` ("bgr8" H×W×3 or "mono8" H×W) with `header`."""
-    return Image(header=header, **numpy_to_image_fields(image, encoding))
+    """A sensor_msgs/Image of `image` ("bgr8" H×W×3 or "mono8" H×W) with `header`.
+
+    `data` is set after construction: the constructor would copy the pixel array once more.
+    """
+    fields = numpy_to_image_fields(image, encoding)
+    data = fields.pop("data")
+    msg = Image(header=header, **fields)
+    msg.data = data
+    return msg
 
 
 def detections_msg(detections: Sequence[Detection], header: Header) -> Detection2DArray:
