@@ -113,6 +113,10 @@ class NodeProcess:
             self.lines.append(line.rstrip())
 
     @property
+    def pid(self) -> int:
+        return self._proc.pid
+
+    @property
     def output(self) -> str:
         return "\n".join(self.lines)
 
