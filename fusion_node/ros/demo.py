@@ -190,8 +190,12 @@ def _exchange(
     spinner.start()
     published: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     try:
+        # Discovery both ways before the first pair: the node builds only the outputs it sees
+        # subscribed, and it creates every publisher before its subscriptions.
         connected = _wait(
-            lambda: ir_pub.get_subscription_count() > 0 and visible_pub.get_subscription_count() > 0,
+            lambda: ir_pub.get_subscription_count() > 0
+            and visible_pub.get_subscription_count() > 0
+            and client.count_publishers("/fusion_node/fused") > 0,
             STARTUP_TIMEOUT_S,
             node_proc,
         )

@@ -270,11 +270,11 @@ class FusionNode(Node):
         if epoch != self._worker_epoch:  # the first pair after a jump: AGC must not carry over
             self._worker_epoch = epoch
             self._pipeline.reset()
-        images = self._decode(pair)
-        if images is None:
-            return
-        decoded_s = time.monotonic()
         try:
+            images = self._decode(pair)
+            if images is None:
+                return
+            decoded_s = time.monotonic()
             result = self._pipeline.process(*images)
             if epoch != self._epoch:  # a jump while processing
                 self._health.count("stale", time.monotonic())
