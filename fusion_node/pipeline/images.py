@@ -176,12 +176,15 @@ def compressed_to_numpy(msg: CompressedImageFields) -> np.ndarray:
     return image
 
 
-def numpy_to_image_fields(image: np.ndarray, encoding: str) -> dict[str, Any]:
+def numpy_to_image_fields(
+    image: np.ndarray, encoding: str, *, reuse: array.array | None = None
+) -> dict[str, Any]:
     """Fields for a sensor_msgs/Image holding `image` (bgr8: H×W×3 uint8, mono8/mono16: H×W).
 
-    `data` is an array.array('B') filled with one copy of the pixels: rclpy stores it without a
+    `data` is an array.array('B') holding one copy of the pixels: rclpy stores it without a
     per-byte check, and rosbags takes `np.frombuffer(fields["data"], np.uint8)` without a copy.
-    Multi-byte data is little-endian.
+    Multi-byte data is little-endian. `reuse`: an array.array('B') of a message already sent,
+    returned as `data` refilled in place when its size fits (no allocation per image).
 
     Raises:
         ImageError: unsupported encoding, or an array whose dtype/shape does not match it.
@@ -197,8 +200,13 @@ def numpy_to_image_fields(image: np.ndarray, encoding: str) -> dict[str, Any]:
             "convert it first (e.g. cv2.cvtColor, astype)"
         )
     contiguous = np.ascontiguousarray(image, dtype=np.dtype(dtype).newbyteorder("<"))
-    data = array.array("B")
-    data.frombytes(contiguous.reshape(-1).view(np.uint8).data)
+    pixels = contiguous.reshape(-1).view(np.uint8)
+    if reuse is not None and len(reuse) == pixels.size:
+        np.frombuffer(reuse, np.uint8)[:] = pixels
+        data = reuse
+    else:
+        data = array.array("B")
+        data.frombytes(pixels.data)
     return {
         "height": image.shape[0],
         "width": image.shape[1],

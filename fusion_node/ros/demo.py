@@ -42,8 +42,9 @@ from fusion_node.shutdown import SHUTDOWN_BOUND_S, raise_if_stopped, stop_proces
 
 IR_TOPIC, VISIBLE_TOPIC = "/thermal/image_raw", "/camera/image_raw"
 IR_FRAME, VISIBLE_FRAME = "ir_optical_frame", "visible_optical_frame"
+FUSED = "/fusion_node/fused"
 OUTPUTS = {
-    "/fusion_node/fused": ("sensor_msgs/msg/Image", Image),
+    FUSED: ("sensor_msgs/msg/Image", Image),
     "/fusion_node/detections": ("vision_msgs/msg/Detection2DArray", Detection2DArray),
     "/fusion_node/segmentation": ("sensor_msgs/msg/Image", Image),
     "/fusion_node/segmentation/color": ("sensor_msgs/msg/Image", Image),
@@ -178,10 +179,12 @@ def _exchange(
     rclpy.init(context=context, domain_id=domain_id)
     client = Node("fusion_demo_player", context=context)
     recorder = _Recorder()
-    for topic, (_, msg_type) in OUTPUTS.items():
+    subscriptions = [
         client.create_subscription(
             msg_type, topic, recorder.callback(topic, client), QoSProfile(depth=100), raw=True
         )
+        for topic, (_, msg_type) in OUTPUTS.items()
+    ]
     ir_pub = client.create_publisher(Image, IR_TOPIC, QoSProfile(depth=10))
     visible_pub = client.create_publisher(Image, VISIBLE_TOPIC, QoSProfile(depth=10))
     executor = SingleThreadedExecutor(context=context)
@@ -190,15 +193,14 @@ def _exchange(
     spinner.start()
     published: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     try:
-        # Discovery both ways before the first pair: the node builds only the outputs it sees
-        # subscribed, and it creates every publisher before its subscriptions.
-        connected = _wait(
-            lambda: ir_pub.get_subscription_count() > 0
-            and visible_pub.get_subscription_count() > 0
-            and client.count_publishers("/fusion_node/fused") > 0,
-            STARTUP_TIMEOUT_S,
-            node_proc,
-        )
+        # Matched both ways before the first pair: the node builds only the outputs it sees
+        # subscribed. Its fused output always exists; untrained heads have no topic to match.
+        def matched() -> bool:
+            inputs = ir_pub.get_subscription_count() > 0 and visible_pub.get_subscription_count() > 0
+            exists = {FUSED} | {s.topic_name for s in subscriptions if client.count_publishers(s.topic_name)}
+            return inputs and all(s.get_publisher_count() for s in subscriptions if s.topic_name in exists)
+
+        connected = _wait(matched, STARTUP_TIMEOUT_S, node_proc)
         if not connected:
             return None
         start = time.monotonic()

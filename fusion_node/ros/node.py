@@ -149,6 +149,7 @@ class FusionNode(Node):
         self._stale_seen = 0
         self._topics: dict[str, str] = {}
         self._decoders: dict[str, Callable[[Any], np.ndarray]] = {}
+        self._images: dict[str, Image] = {}  # output -> its last message, refilled for the next
         self._create_publishers(info.detection_trained, info.segmentation_trained)
         self._create_subscriptions()
         self._health = Health(
@@ -326,19 +327,25 @@ class FusionNode(Node):
         header = Header(stamp=Time(nanoseconds=visible.stamp_ns).to_msg(), frame_id=visible.frame_id)
         seg = result.segmentation if "segmentation" in self._outputs else None  # None: no seg topics
         if "fused" in wanted:
-            wanted["fused"].publish(image_msg(result.fused, "bgr8", header))
+            wanted["fused"].publish(self._image("fused", result.fused, "bgr8", header))
         if "detections" in wanted:
             wanted["detections"].publish(detections_msg(result.detections, header))
         if seg is not None and "segmentation" in wanted:
-            wanted["segmentation"].publish(image_msg(seg, "mono8", header))
+            wanted["segmentation"].publish(self._image("segmentation", seg, "mono8", header))
         if seg is not None and "segmentation/color" in wanted:
             colour = colorize(seg, self._n_seg_classes)
-            wanted["segmentation/color"].publish(image_msg(colour, "bgr8", header))
+            wanted["segmentation/color"].publish(self._image("segmentation/color", colour, "bgr8", header))
         if "debug_image" in wanted:
             detections = result.detections if "detections" in self._outputs else []
             debug = overlay(result.fused, seg, detections, n_classes=self._n_seg_classes)
-            wanted["debug_image"].publish(image_msg(debug, "bgr8", header))
+            wanted["debug_image"].publish(self._image("debug_image", debug, "bgr8", header))
         return tuple(wanted)
+
+    def _image(self, output: str, image: np.ndarray, encoding: str, header: Header) -> Image:
+        """The Image message of `output`, refilled: one per output, reused (worker thread only)."""
+        msg = image_msg(image, encoding, header, reuse=self._images.get(output))
+        self._images[output] = msg
+        return msg
 
     def _check_inputs(self) -> None:
         for camera, line in self._health.silent(time.monotonic()).items():
