@@ -9,8 +9,9 @@ shipped model it prints:
   minus inference, the wait for the worker excluded) over the measured seconds;
 - end to end p50/p95 as the subscriber sees it (stamp at publishing -> the pair's last output
   received), which adds DDS transport and this process' deserialization;
-- output FPS against the pipeline benchmark's FPS of the same model measured in the same run
-  (benchmarks/bench_pipeline.py), capped by the feed rate;
+- output FPS (published, by the node's /diagnostics; and received here) against the FPS of
+  benchmarks/bench_pipeline.py (same model, frames and threads, in its own process right before
+  and right after the live run), capped by the feed rate;
 - CPU use of the node process and of this process (% of one core), and the load average.
 
 usage: python benchmarks/bench_node.py [--rate HZ] [--seconds S] [--models null,shipped] [--json]
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import threading
@@ -35,7 +37,6 @@ from bench_pipeline import (
     WIDTH,
     BenchError,
     FramePair,
-    bench_pipeline,
     default_frames,
     load_frames,
     summary,
@@ -155,8 +156,8 @@ def bench_live(
             wall = time.monotonic() - t0
             node_cpu = (cpu_seconds(node.pid) - node_cpu) / wall
             own_cpu = (time.process_time() - own_cpu) / wall
+            diagnostics = outputs.diagnostics[-1]  # its window: the measured seconds (to <= 0.5 s)
             time.sleep(1.0)  # the last pairs' outputs arrive
-            diagnostics = outputs.diagnostics[-1]
         finally:
             ros.close()
     complete = [s for s in sent if outputs.count.get(s, 0) == len(topics)]
@@ -164,7 +165,8 @@ def bench_live(
     return {
         "pairs_sent": len(sent),
         "outputs_complete": len(complete),
-        "fps": sum(1 for s in sent if s in outputs.fused) / args.seconds,
+        "fps": float(diagnostics["fps"]),  # published, by the node's own count over the window
+        "received_fps": sum(1 for s in sent if s in outputs.fused) / args.seconds,
         "overhead": {p: float(diagnostics[f"overhead_{p}"]) for p in ("p50_ms", "p95_ms")},
         "e2e": e2e,
         "stages_p50_ms": {stage: float(diagnostics[f"{stage}_ms"]) for stage in STAGES},
@@ -175,11 +177,26 @@ def bench_live(
     }
 
 
-def pipeline_benchmark(
-    model: Path | None, frames: list[FramePair], args: argparse.Namespace
-) -> dict[str, Any]:
-    """benchmarks/bench_pipeline.py's measurement with this run's model, frames and threads."""
-    return bench_pipeline(model, frames, threads=args.threads, iterations=args.iterations, warmup=args.warmup)
+def pipeline_benchmark(model: Path | None, args: argparse.Namespace) -> dict[str, Any]:
+    """benchmarks/bench_pipeline.py's result for this run's model, frames and threads.
+
+    In its own process, as the node runs in its own: in this one, which has run DDS, its inference
+    measured slower than the node's own on the same loaded machine.
+    """
+    command = [
+        sys.executable,
+        str(Path(__file__).with_name("bench_pipeline.py")),
+        "--no-anchor",
+        "--json",
+        *("--threads", str(args.threads), "--iterations", str(args.iterations), "--warmup", str(args.warmup)),
+        *(("--model", str(model)) if model else ()),
+        *(("--frames", str(args.frames)) if args.frames else ()),
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise BenchError(f"bench_pipeline.py failed: {done.stderr.strip()}")
+    result: dict[str, Any] = json.loads(done.stdout)["ours"]
+    return result
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -212,9 +229,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             ]
             # The pipeline benchmark right before and right after the live run: on a shared machine
             # the load drifts, and their spread shows by how much.
-            before = pipeline_benchmark(path, frames, args)
+            before = pipeline_benchmark(path, args)
             live = bench_live(path, topics, frames, args)
-            after = pipeline_benchmark(path, frames, args)
+            after = pipeline_benchmark(path, args)
             mean_fps = (before["fps"] + after["fps"]) / 2
             out["models"][name] = {
                 "model": info.model_name,
@@ -233,33 +250,34 @@ def table(out: dict[str, Any]) -> str:
         f"fusion_node live over Fast DDS (localhost): {out['frame']} pairs at {out['rate_hz']:g} Hz, "
         f"{out['seconds']:g} s measured, every output subscribed, {out['threads']} inference threads, "
         f"{out['cpus']} CPUs, load average {out['load_before']:.1f} before / {out['load_after']:.1f} after",
-        f"{'model':<22}{'overhead p50/p95':>18}{'e2e p50/p95':>16}{'out FPS':>9}{'pipeline FPS':>16}"
+        f"{'model':<22}{'overhead p50/p95':>18}{'e2e p50/p95':>16}{'out/recv FPS':>14}{'pipeline FPS':>14}"
         f"{'live/expected':>15}{'node CPU':>10}{'ms/output':>11}{'feeder CPU':>12}",
     ]
+    notes = []
     for name, m in out["models"].items():
-        live = m["live"]
+        live, before, after = m["live"], m["pipeline_before"], m["pipeline_after"]
         lines.append(
             f"{name + ' (' + m['model'] + ')':<22}"
             f"{live['overhead']['p50_ms']:>9.2f} /{live['overhead']['p95_ms']:>6.2f}"
             f"{live['e2e']['p50_ms']:>8.1f} /{live['e2e']['p95_ms']:>6.1f}"
-            f"{live['fps']:>9.1f}{m['pipeline_before']['fps']:>9.1f}/{m['pipeline_after']['fps']:<6.1f}"
+            f"{live['fps']:>9.1f}/{live['received_fps']:<5.1f}{before['fps']:>7.1f}/{after['fps']:<6.1f}"
             f"{100 * m['fps_ratio']:>14.0f}%"
             f"{live['node_cpu_pct']:>9.0f}%{10 * live['node_cpu_pct'] / max(live['fps'], 1e-9):>11.1f}"
             f"{live['feeder_cpu_pct']:>11.0f}%"
+        )
+        notes.append(
+            f"{name}: outputs {live['outputs_built']}; {live['outputs_complete']} of {live['pairs_sent']} "
+            f"pairs complete; pipeline total p50 {before['stages']['total']['p50_ms']:.1f} / "
+            f"{after['stages']['total']['p50_ms']:.1f} ms (before / after)"
         )
     lines.append(f"{'stage p50 ms (node)':<22}{''.join(f'{stage:>12}' for stage in STAGES)}{'dropped':>9}")
     for name, m in out["models"].items():
         stages, dropped = m["live"]["stages_p50_ms"], m["live"]["dropped"]
         lines.append(f"{name:<22}{''.join(f'{stages[stage]:>12.2f}' for stage in STAGES)}{dropped:>9}")
-    for name, m in out["models"].items():
-        live = m["live"]
-        lines.append(
-            f"{name}: outputs {live['outputs_built']}; {live['outputs_complete']} of {live['pairs_sent']} "
-            f"pairs complete; pipeline total p50 {m['pipeline_before']['stages']['total']['p50_ms']:.1f} / "
-            f"{m['pipeline_after']['stages']['total']['p50_ms']:.1f} ms (before / after)"
-        )
+    lines += notes
     lines.append(
-        "pipeline FPS before/after the live run; expected FPS = min(feed rate, their mean); "
+        "out FPS = published (node's /diagnostics), recv = fused received here; pipeline FPS "
+        "before/after the live run; live/expected = out / min(feed rate, their mean); "
         "overhead = node work minus inference per pair; "
         "CPU in % of one core, ms/output = node CPU time per published pair (inputs it drops included)"
     )

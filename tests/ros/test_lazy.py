@@ -7,7 +7,18 @@ from pathlib import Path
 
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
-from ros_harness import NODE, VISIBLE_FRAME, Camera, NodeProcess, client, dict_of, domain_id, fresh, image
+from ros_harness import (
+    NODE,
+    VISIBLE_FRAME,
+    Camera,
+    NodeProcess,
+    client,
+    dict_of,
+    domain_id,
+    fresh,
+    image,
+    node_parameters,
+)
 from sensor_msgs.msg import Image
 
 OFFSET = 2  # DDS domain offset: test_demo uses it too, never at the same time
@@ -16,14 +27,7 @@ UNPAIRED = 8  # visible frames sent without an IR partner: fewer than queue_dept
 
 @pytest.fixture(scope="module")
 def camera(contract_model: Callable[..., Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Camera]:
-    parameters = {
-        "model_path": str(contract_model()),
-        "ir_topic": "/thermal/image_raw",
-        "visible_topic": "/camera/image_raw",
-        "agc_mode": "off",
-        "reliability": "reliable",
-        "diagnostics_period_s": 0.2,
-    }
+    parameters = node_parameters(contract_model())
     with NodeProcess(tmp_path_factory.mktemp("lazy"), domain_id(OFFSET), parameters) as node:
         node.wait_for_line("ready:")
         with client(domain_id(OFFSET)) as ros:
