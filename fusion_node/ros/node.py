@@ -359,9 +359,11 @@ class FusionNode(Node):
         pairing = self._pairer.stats
         info = self._pipeline.info
         report = self._health.report(time.monotonic())
+        outputs = self._outputs.items()
         values: dict[str, object] = {
             **report.values,
             "unpaired": pairing.unpaired_ir + pairing.unpaired_visible + pairing.dropped_queue,
+            "subscribers": ",".join(f"{out}:{pub.get_subscription_count()}" for out, pub in outputs),
             "backend": self._pipeline.backend_name,
             "model": info.model_name,
             "detection_trained": info.detection_trained,
