@@ -48,13 +48,14 @@ def test_only_subscribed_outputs_are_built_and_a_late_subscriber_starts_one(came
     fresh(camera, f"{NODE}/fused")
     values = diagnostics(camera, lambda v: int(v["outputs"]) > 0)
     assert values["outputs_built"] == "fused"  # no overlay drawn, no segmentation built
+    assert "fused:1" in values["subscribers"] and "debug_image:0" in values["subscribers"]
     assert float(values["inference_ms"]) > 0.0 and float(values["publish_ms"]) > 0.0
     assert 0.0 < float(values["overhead_p50_ms"]) <= float(values["overhead_p95_ms"])
 
     camera.ros.subscribe(Image, f"{NODE}/debug_image")
     debug = fresh(camera, f"{NODE}/debug_image")  # the overlay starts once someone watches it
     assert debug.header.frame_id == VISIBLE_FRAME
-    values = diagnostics(camera, lambda v: int(v["outputs"]) > 0)
+    values = diagnostics(camera, lambda v: "debug_image:1" in v["subscribers"])
     assert values["outputs_built"] == "fused,debug_image"
 
 
