@@ -11,6 +11,8 @@ from fusion_node.pipeline.backends import Backend, open_backend
 from fusion_node.pipeline.errors import ImageError, ModelError, PipelineError, RegistrationError
 from fusion_node.pipeline.images import (
     SUPPORTED_ENCODINGS,
+    check_compressed,
+    check_image,
     compressed_to_numpy,
     image_to_numpy,
     numpy_to_image_fields,
@@ -41,6 +43,8 @@ __all__ = [
     "Registration",
     "RegistrationError",
     "Result",
+    "check_compressed",
+    "check_image",
     "colorize",
     "compressed_to_numpy",
     "default_model_path",

@@ -73,33 +73,49 @@ def require_pixels(shape: tuple[int, ...], what: str) -> None:
         )
 
 
-def image_to_numpy(msg: ImageFields) -> np.ndarray:
-    """Decode an Image message into H×W (mono, 16-bit, float) or H×W×3 BGR uint8.
+def check_image(msg: ImageFields) -> None:
+    """Raise ImageError for what an Image's header shows wrong, without touching its pixels.
+
+    Cheap enough for a subscription callback: the node rejects these frames on arrival and
+    decodes the rest (`image_to_numpy`) only when their pair is processed.
 
     Raises:
-        ImageError: unknown encoding, 0 height or width, data shorter than height·step, a step
-            smaller than one row, or NaN/Inf pixels in a 32FC1 image.
+        ImageError: unknown encoding, 0 height or width, data shorter than height·step, or a step
+            smaller than one row.
     """
     if msg.encoding not in _ENCODINGS:
         raise ImageError(
             f"unsupported image encoding {msg.encoding!r}; supported: {', '.join(SUPPORTED_ENCODINGS)}. "
             "Configure the camera driver (or an image_proc node) to publish one of these"
         )
-    dtype, channels, to_bgr = _ENCODINGS[msg.encoding]
+    dtype, channels, _ = _ENCODINGS[msg.encoding]
     height, width, step = int(msg.height), int(msg.width), int(msg.step)
     require_pixels((height, width), msg.encoding)
     item = np.dtype(dtype).itemsize
-    buf = _byte_buffer(msg.data)
     if step < width * channels * item:
         raise ImageError(
             f"{msg.encoding} image step {step} is smaller than one row ({width} px × {channels * item} B); "
             "the publisher filled the Image header wrongly"
         )
-    if buf.size < height * step:
+    size = _byte_buffer(msg.data).size
+    if size < height * step:
         raise ImageError(
-            f"{msg.encoding} image data has {buf.size} bytes, expected height·step = {height}·{step} = "
+            f"{msg.encoding} image data has {size} bytes, expected height·step = {height}·{step} = "
             f"{height * step}; the message is truncated or its header is wrong"
         )
+
+
+def image_to_numpy(msg: ImageFields) -> np.ndarray:
+    """Decode an Image message into H×W (mono, 16-bit, float) or H×W×3 BGR uint8.
+
+    Raises:
+        ImageError: what `check_image` finds, or NaN/Inf pixels in a 32FC1 image.
+    """
+    check_image(msg)
+    dtype, channels, to_bgr = _ENCODINGS[msg.encoding]
+    height, width, step = int(msg.height), int(msg.width), int(msg.step)
+    item = np.dtype(dtype).itemsize
+    buf = _byte_buffer(msg.data)
     order: Literal["<", ">"] = ">" if msg.is_bigendian else "<"
     view = np.ndarray(
         (height, width, channels),
@@ -122,34 +138,53 @@ def image_to_numpy(msg: ImageFields) -> np.ndarray:
     return image
 
 
-def compressed_to_numpy(msg: CompressedImageFields) -> np.ndarray:
-    """Decode a CompressedImage (jpeg/png) into H×W (8 or 16-bit) or H×W×3 BGR.
+def check_compressed(msg: CompressedImageFields) -> None:
+    """Raise ImageError for a CompressedImage that cannot be decoded, judged by format and size only.
 
     Raises:
-        ImageError: compressedDepth data, no data, or bytes OpenCV cannot decode.
+        ImageError: compressedDepth data, or no data at all.
     """
     if "compressedDepth" in msg.format:
         raise ImageError(
             f"compressedDepth format {msg.format!r} is not supported; subscribe to the raw topic or "
             "republish it with image_transport's 'compressed' (png) transport"
         )
+    if not len(msg.data):  # OpenCV raises on 0 bytes
+        raise _undecodable(msg)
+
+
+def _undecodable(msg: CompressedImageFields) -> ImageError:
+    return ImageError(
+        f"cannot decode compressed image (format {msg.format!r}, {len(msg.data)} bytes); "
+        "only jpeg and png data are supported"
+    )
+
+
+def compressed_to_numpy(msg: CompressedImageFields) -> np.ndarray:
+    """Decode a CompressedImage (jpeg/png) into H×W (8 or 16-bit) or H×W×3 BGR.
+
+    Raises:
+        ImageError: what `check_compressed` finds, or bytes OpenCV cannot decode.
+    """
+    check_compressed(msg)
     data = _byte_buffer(msg.data)
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None  # OpenCV raises on 0 bytes
+    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if image is None:
-        raise ImageError(
-            f"cannot decode compressed image (format {msg.format!r}, {len(msg.data)} bytes); "
-            "only jpeg and png data are supported"
-        )
+        raise _undecodable(msg)
     if image.ndim == 3 and image.shape[2] == 4:
         image = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
     return image
 
 
-def numpy_to_image_fields(image: np.ndarray, encoding: str) -> dict[str, Any]:
+def numpy_to_image_fields(
+    image: np.ndarray, encoding: str, *, reuse: array.array | None = None
+) -> dict[str, Any]:
     """Fields for a sensor_msgs/Image holding `image` (bgr8: H×W×3 uint8, mono8/mono16: H×W).
 
-    `data` is an array.array('B'): rclpy stores it without a per-byte check, and rosbags takes
-    `np.frombuffer(fields["data"], np.uint8)` without a copy. Multi-byte data is little-endian.
+    `data` is an array.array('B') holding one copy of the pixels: rclpy stores it without a
+    per-byte check, and rosbags takes `np.frombuffer(fields["data"], np.uint8)` without a copy.
+    Multi-byte data is little-endian. `reuse`: an array.array('B') of a message already sent,
+    returned as `data` refilled in place when its size fits (no allocation per image).
 
     Raises:
         ImageError: unsupported encoding, or an array whose dtype/shape does not match it.
@@ -165,8 +200,13 @@ def numpy_to_image_fields(image: np.ndarray, encoding: str) -> dict[str, Any]:
             "convert it first (e.g. cv2.cvtColor, astype)"
         )
     contiguous = np.ascontiguousarray(image, dtype=np.dtype(dtype).newbyteorder("<"))
-    data = array.array("B")
-    data.frombytes(contiguous.tobytes())
+    pixels = contiguous.reshape(-1).view(np.uint8)
+    if reuse is not None and len(reuse) == pixels.size:
+        np.frombuffer(reuse, np.uint8)[:] = pixels
+        data = reuse
+    else:
+        data = array.array("B")
+        data.frombytes(pixels.data)
     return {
         "height": image.shape[0],
         "width": image.shape[1],

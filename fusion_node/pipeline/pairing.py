@@ -10,10 +10,10 @@ from __future__ import annotations
 import threading
 from collections import deque
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Literal, cast
 
 from fusion_node.pipeline.errors import PipelineError
-from fusion_node.pipeline.types import Frame, Pair
+from fusion_node.pipeline.types import F, Pair, Stamped
 
 Stream = Literal["ir", "visible"]
 
@@ -37,6 +37,9 @@ class PairingStats:
 class ApproximateTimePairer:
     """Pairs frames whose stamps differ by at most `slop_ns`; thread-safe.
 
+    Only stamps are read, so frames may be decoded `Frame`s or still-encoded messages; feed one
+    kind per pairer.
+
     Args:
         slop_ns: the largest stamp difference of a pair, in nanoseconds.
         max_queue: frames kept per stream while waiting for a partner; older ones are dropped.
@@ -47,10 +50,10 @@ class ApproximateTimePairer:
             raise PipelineError(f"need slop_ns >= 0 and max_queue >= 1, got {slop_ns} and {max_queue}")
         self.slop_ns = slop_ns
         self.max_queue = max_queue
-        self._queues: dict[str, deque[Frame]] = {"ir": deque(), "visible": deque()}
+        self._queues: dict[str, deque[Stamped]] = {"ir": deque(), "visible": deque()}
         self._last_stamp: dict[str, int | None] = {"ir": None, "visible": None}
         self._stats = PairingStats()
-        self._jumped: Frame | None = None  # the frame whose stamp went backwards, while queued
+        self._jumped: Stamped | None = None  # the frame whose stamp went backwards, while queued
         self._lock = threading.Lock()
 
     @property
@@ -59,7 +62,7 @@ class ApproximateTimePairer:
         with self._lock:
             return self._stats
 
-    def push(self, stream: Stream, frame: Frame) -> Pair | None:
+    def push(self, stream: Stream, frame: F) -> Pair[F] | None:
         """Add a frame; return the pair it completes, if any.
 
         A stamp older than the stream's previous one (bag loop, clock reset, one out-of-order
@@ -89,7 +92,7 @@ class ApproximateTimePairer:
             )
             if best is not None and abs(candidates[best].stamp_ns - frame.stamp_ns) <= self.slop_ns:
                 self._discard(other, best)  # partners older than the match can only pair worse
-                partner = candidates.popleft()
+                partner = cast(F, candidates.popleft())  # one kind of frame per pairer
                 self._discard(stream, len(self._queues[stream]))  # all older than `frame`
                 if self._jumped is partner:
                     self._jumped = None

@@ -85,6 +85,8 @@ class FusionPipeline:
                 f"input_size {self.input_size} must be two positive multiples of the model's "
                 f"size_divisor {self.info.size_divisor}; e.g. {self.info.input_size}"
             )
+        height, width = self.input_size
+        self._visible_in = np.empty((1, 3, height, width), np.uint8)  # reused: no allocation per pair
         self._agc = AutoGain(config.agc)
         self._registration = Registration(config.homography)
         self._lock = threading.Lock()
@@ -166,7 +168,10 @@ class FusionPipeline:
         return Result(fused=fused, detections=result_detections, segmentation=mask, timings_ms=timings)
 
     def _prepare(self, ir: np.ndarray, visible: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """AGC, registration and resize; returns (N×1×H×W, N×3×H×W) uint8 model inputs."""
+        """AGC, registration and resize; returns (N×1×H×W, N×3×H×W) uint8 model inputs.
+
+        The visible input is a buffer reused by the next call: the backend must not keep it.
+        """
         require_pixels(ir.shape, "IR")
         require_pixels(visible.shape, "visible")
         if ir.ndim == 3 and ir.shape[2] == 3:
@@ -186,7 +191,5 @@ class FusionPipeline:
             interpolation = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
             ir8 = cv2.resize(ir8, (width, height), interpolation=interpolation)
             visible = cv2.resize(visible, (width, height), interpolation=interpolation)
-        return (
-            np.ascontiguousarray(ir8[None, None]),
-            np.ascontiguousarray(visible.transpose(2, 0, 1)[None]),
-        )
+        np.copyto(self._visible_in[0], visible.transpose(2, 0, 1))  # HWC -> the model's CHW: one copy
+        return np.ascontiguousarray(ir8[None, None]), self._visible_in

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
 
 import numpy as np
 
@@ -16,12 +17,26 @@ class Frame:
     frame_id: str
 
 
-@dataclass(frozen=True)
-class Pair:
-    """An infrared and a visible frame close enough in time to be fused."""
+class Stamped(Protocol):
+    """What pairing reads of a frame: its stamp."""
 
-    ir: Frame
-    visible: Frame
+    @property
+    def stamp_ns(self) -> int: ...
+
+
+F = TypeVar("F", bound=Stamped)
+
+
+@dataclass(frozen=True)
+class Pair(Generic[F]):
+    """An infrared and a visible frame close enough in time to be fused.
+
+    Frames are decoded `Frame`s, or any stamped items: the node pairs received messages and
+    decodes only the pairs it processes.
+    """
+
+    ir: F
+    visible: F
 
 
 @dataclass(frozen=True)

@@ -179,10 +179,12 @@ def _exchange(
     rclpy.init(context=context, domain_id=domain_id)
     client = Node("fusion_demo_player", context=context)
     recorder = _Recorder()
-    for topic, (_, msg_type) in OUTPUTS.items():
-        client.create_subscription(
+    subscriptions = {
+        topic: client.create_subscription(
             msg_type, topic, recorder.callback(topic, client), QoSProfile(depth=100), raw=True
         )
+        for topic, (_, msg_type) in OUTPUTS.items()
+    }
     ir_pub = client.create_publisher(Image, IR_TOPIC, QoSProfile(depth=10))
     visible_pub = client.create_publisher(Image, VISIBLE_TOPIC, QoSProfile(depth=10))
     executor = SingleThreadedExecutor(context=context)
@@ -191,11 +193,17 @@ def _exchange(
     spinner.start()
     published: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     try:
-        connected = _wait(
-            lambda: ir_pub.get_subscription_count() > 0 and visible_pub.get_subscription_count() > 0,
-            STARTUP_TIMEOUT_S,
-            node_proc,
-        )
+        # Every output matched both ways before the first pair: the node builds only the outputs
+        # it sees subscribed (/diagnostics "subscribers" names them with their counts), and our
+        # subscription drops what comes before it has matched the node's publisher.
+        def matched() -> bool:
+            inputs = ir_pub.get_subscription_count() > 0 and visible_pub.get_subscription_count() > 0
+            diagnostics = recorder.of("/diagnostics")
+            counts = _subscribers(diagnostics[-1][1]) if diagnostics else {}
+            ours = all(subscriptions[f"/fusion_node/{name}"].get_publisher_count() for name in counts)
+            return inputs and bool(counts) and all(counts.values()) and ours
+
+        connected = _wait(matched, STARTUP_TIMEOUT_S, node_proc)
         if not connected:
             return None
         start = time.monotonic()
@@ -210,11 +218,16 @@ def _exchange(
             )
             time.sleep(max(0.0, start + (index + 1) / rate_hz - time.monotonic()))  # pace to rate_hz
         last = max(published)
-        _wait(
-            lambda: any(_stamp(data) == last for _, data in recorder.of("/fusion_node/fused")),
-            DRAIN_TIMEOUT_S,
-            node_proc,
-        )
+
+        def drained() -> bool:
+            """The last pair is fused and every output of the node has caught up with fused (a
+            reliable sample lost on a loaded machine comes again only at the next heartbeat)."""
+            fused = recorder.of("/fusion_node/fused")
+            outputs = _subscribers(recorder.of("/diagnostics")[-1][1])
+            caught_up = all(len(recorder.of(f"/fusion_node/{name}")) == len(fused) for name in outputs)
+            return caught_up and any(_stamp(data) == last for _, data in fused)
+
+        _wait(drained, DRAIN_TIMEOUT_S, node_proc)
         wall_time_s = time.monotonic() - start
         # One more /diagnostics after the last output: its counters then cover the whole run.
         done_ns = client.get_clock().now().nanoseconds
@@ -227,6 +240,13 @@ def _exchange(
         client.destroy_node()
         rclpy.shutdown(context=context)
     return (recorder, published, wall_time_s) if recorder.of("/fusion_node/fused") else None
+
+
+def _subscribers(diagnostics: bytes) -> dict[str, int]:
+    """The node's outputs with their subscriber counts, from a /diagnostics message."""
+    values = {kv.key: kv.value for kv in deserialize_message(diagnostics, DiagnosticArray).status[0].values}
+    entries = (entry.rsplit(":", 1) for entry in values.get("subscribers", "").split(",") if entry)
+    return {name: int(count) for name, count in entries}
 
 
 def _stamp(data: bytes) -> int:

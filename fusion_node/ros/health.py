@@ -1,7 +1,8 @@
 """The node's health over a sliding time window, without ROS: what /diagnostics says.
 
-The node records events with their monotonic time (frames received and rejected, pairs formed,
-dropped, failed and stale, outputs with their latency, time jumps, the worker's end), and
+The node records events with their monotonic time (frames received, rejected and decoded, pairs
+formed, dropped, failed and stale, outputs with their latency, stage timings and node overhead,
+time jumps, the worker's end), and
 `report(now_s)` turns them into a level, a message and key/values (docs/diagnostics.md). Rates and
 latencies cover the last `window_s` only, so they fall to 0 when output stops instead of freezing
 at their last value; explicit times keep all of it testable without sleeping.
@@ -18,8 +19,10 @@ from typing import Literal
 
 import numpy as np
 
-Event = Literal["pairs", "dropped", "failed", "stale", "outputs"]
-EVENTS: tuple[Event, ...] = ("pairs", "dropped", "failed", "stale", "outputs")
+Event = Literal["pairs", "dropped", "failed", "stale", "outputs", "decoded"]
+EVENTS: tuple[Event, ...] = ("pairs", "dropped", "failed", "stale", "outputs", "decoded")
+# Where a published pair's time goes, in order; "<stage>_ms" keys are their p50 in the window.
+STAGES = ("decode", "preprocess", "inference", "postprocess", "publish")
 NEVER = -1.0  # the age of something that has not happened yet
 
 
@@ -86,6 +89,8 @@ class Health:
         self._events: dict[Event, deque[float]] = {event: deque() for event in EVENTS}
         self._totals: Counter[str] = Counter()
         self._latencies: deque[tuple[float, float]] = deque()  # (time, latency ms)
+        self._timings: deque[tuple[float, Mapping[str, float], float]] = deque()  # (time, stages, overhead)
+        self._built: tuple[str, ...] = ()
         self._last_output_s: float | None = None
         self._waiting_since: float | None = None  # first frame after the last output
         self._last_error: tuple[str, float] | None = None
@@ -112,7 +117,8 @@ class Health:
             self._last_error = (f"{cam.topic}: {error}", now_s)
 
     def count(self, event: Event, now_s: float) -> None:
-        """One pair formed, dropped (replaced before processing) or stale (from before a jump)."""
+        """One pair formed, dropped (replaced before processing) or stale (from before a jump), or
+        one frame decoded."""
         with self._lock:
             self._events[event].append(now_s)
             self._totals[event] += 1
@@ -123,11 +129,27 @@ class Health:
         with self._lock:
             self._last_error = (error, now_s)
 
-    def published(self, latency_ms: float, now_s: float) -> None:
-        """One result went out, `latency_ms` after its stamp."""
+    def published(
+        self,
+        latency_ms: float,
+        now_s: float,
+        *,
+        stages_ms: Mapping[str, float] | None = None,
+        overhead_ms: float = 0.0,
+        built: tuple[str, ...] = (),
+    ) -> None:
+        """One result went out, `latency_ms` after its stamp.
+
+        Args:
+            stages_ms: milliseconds per stage of STAGES spent on it (missing ones count as 0).
+            overhead_ms: the node's own work on it besides inference.
+            built: the outputs built and published for it (those with subscribers).
+        """
         self.count("outputs", now_s)
         with self._lock:
             self._latencies.append((now_s, latency_ms))
+            self._timings.append((now_s, stages_ms or {}, overhead_ms))
+            self._built = built
             self._last_output_s = now_s
             self._waiting_since = None
 
@@ -196,8 +218,9 @@ class Health:
         for queue in queues:
             while queue and queue[0] < cutoff_s:
                 queue.popleft()
-        while self._latencies and self._latencies[0][0] < cutoff_s:
-            self._latencies.popleft()
+        for timed in (self._latencies, self._timings):
+            while timed and timed[0][0] < cutoff_s:
+                timed.popleft()
 
     def _values(self, now_s: float) -> dict[str, float | int | str]:
         span = min(self.config.window_s, now_s - self._start_s)
@@ -205,15 +228,20 @@ class Health:
         def rate(queue: deque[float]) -> float:
             return len(queue) / span if span > 0 else 0.0
 
-        latencies = np.asarray([ms for _, ms in self._latencies], np.float64)
-        p50, p95 = (float(v) for v in np.percentile(latencies, [50, 95])) if latencies.size else (0.0, 0.0)
+        p50, p95 = _percentiles([ms for _, ms in self._latencies])
+        overhead_p50, overhead_p95 = _percentiles([overhead for _, _, overhead in self._timings])
         values: dict[str, float | int | str] = {
             "window_s": float(self.config.window_s),
             "fps": rate(self._events["outputs"]),
             "latency_p50_ms": p50,
             "latency_p95_ms": p95,
             "last_output_age_s": self._age(self._last_output_s, now_s),
+            "overhead_p50_ms": overhead_p50,
+            "overhead_p95_ms": overhead_p95,
+            "outputs_built": ",".join(self._built),
         }
+        for stage in STAGES:
+            values[f"{stage}_ms"] = _percentiles([times.get(stage, 0.0) for _, times, _ in self._timings])[0]
         for name, cam in self._cameras.items():
             values[f"{name}_received"] = cam.total
             values[f"{name}_rate_hz"] = rate(cam.received)
@@ -258,3 +286,11 @@ class Health:
             problems.append((Level.WARN, self.jump_advice(self._last_jump[0])))
         problems += [(Level.WARN, line) for line in self._silent(now_s).values()]
         return problems
+
+
+def _percentiles(values_ms: list[float]) -> tuple[float, float]:
+    """(p50, p95) of `values_ms`, (0, 0) when empty."""
+    if not values_ms:
+        return 0.0, 0.0
+    p50, p95 = np.percentile(np.asarray(values_ms, np.float64), [50, 95])
+    return float(p50), float(p95)

@@ -13,9 +13,23 @@ from vision_msgs.msg import Detection2D, Detection2DArray, ObjectHypothesisWithP
 from fusion_node.pipeline import Detection, numpy_to_image_fields
 
 
-def image_msg(image: np.ndarray, encoding: str, header: Header) -> Image:
-    """A sensor_msgs/Image of `image` ("bgr8" H×W×3 or "mono8" H×W) with `header`."""
-    return Image(header=header, **numpy_to_image_fields(image, encoding))
+def image_msg(image: np.ndarray, encoding: str, header: Header, *, reuse: Image | None = None) -> Image:
+    """A sensor_msgs/Image of `image` ("bgr8" H×W×3 or "mono8" H×W) with `header`.
+
+    `reuse`: a message already published (rclpy publishes synchronously), refilled and returned;
+    its pixel array is kept when the size fits, so a steady stream allocates no image memory.
+    `data` is set after construction: the constructor would copy the pixel array once more.
+    """
+    fields = numpy_to_image_fields(image, encoding, reuse=reuse.data if reuse is not None else None)
+    data = fields.pop("data")
+    msg = Image(header=header, **fields) if reuse is None else reuse
+    if reuse is not None:
+        msg.header = header
+        for name, value in fields.items():
+            setattr(msg, name, value)
+    if msg.data is not data:
+        msg.data = data
+    return msg
 
 
 def detections_msg(detections: Sequence[Detection], header: Header) -> Detection2DArray:

@@ -1,11 +1,12 @@
 """The ROS 2 node: IR + visible images in; fused image, detections, segmentation, diagnostics out.
 
 The node only converts messages, holds parameters and QoS, and publishes; the ROS-free
-FusionPipeline does the work. Subscription callbacks decode and pair; the newest complete pair
-goes into a one-slot buffer that a worker thread (not the executor) processes, so callbacks never
-wait for inference and a slow model drops pairs (counted) instead of adding latency. The worker
-survives any error of one pair; the ROS-free Health turns what happens into /diagnostics
-(docs/diagnostics.md).
+FusionPipeline does the work. Subscription callbacks check headers and pair the messages; the
+newest complete pair goes into a one-slot buffer that a worker thread (not the executor)
+processes, so callbacks never wait for inference and a slow model drops pairs (counted) instead of
+adding latency. Work is lazy, as in image_proc: only the pair the worker takes is decoded, and
+only outputs with subscribers are built and published. The worker survives any error of one
+pair; the ROS-free Health turns what happens into /diagnostics (docs/diagnostics.md).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,7 @@ from rcl_interfaces.msg import SetParametersResult
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
+from rclpy.publisher import Publisher
 from rclpy.qos import QoSProfile, QoSReliabilityPolicy, qos_profile_sensor_data
 from rclpy.signals import SignalHandlerOptions
 from rclpy.time import Time
@@ -35,13 +38,14 @@ from vision_msgs.msg import Detection2DArray
 from fusion_node.pipeline import (
     AgcConfig,
     ApproximateTimePairer,
-    Frame,
     FusionPipeline,
     ImageError,
     Pair,
     PipelineConfig,
     PipelineError,
     Result,
+    check_compressed,
+    check_image,
     colorize,
     compressed_to_numpy,
     image_to_numpy,
@@ -64,6 +68,23 @@ LEVELS = {
 LOG_THROTTLE_S = 5.0
 SPIN_WAKE_S = 0.1  # how often the executor returns to Python, where signal handlers run
 WORKER_JOIN_S = SHUTDOWN_BOUND_S - 0.5  # the rest of the bound: destroy the node, shut rclpy down
+
+
+@dataclass(frozen=True)
+class Received:
+    """A camera message as it arrived, header checked; decoded only if its pair is processed."""
+
+    msg: Image | CompressedImage
+    stamp_ns: int
+    frame_id: str
+    arrived_s: float  # monotonic time its callback started: where the node's work on it begins
+
+
+# Per camera transport: (message type, cheap header check for the callback, full decode for the worker)
+TRANSPORTS: dict[str, tuple[type, Callable[[Any], None], Callable[[Any], np.ndarray]]] = {
+    "raw": (Image, check_image, image_to_numpy),
+    "compressed": (CompressedImage, check_compressed, compressed_to_numpy),
+}
 
 
 def pipeline_config(values: dict[str, Any]) -> PipelineConfig:
@@ -120,12 +141,15 @@ class FusionNode(Node):
             )
         self._throttle = LogThrottle(max(LOG_THROTTLE_S, self._values["input_timeout_s"]))
         # (epoch, pair): the epoch counts time jumps, so pairs from before the last one are stale.
-        self._slot: LatestSlot[tuple[int, Pair]] = LatestSlot()
+        # (epoch, pair, monotonic time the pair was put)
+        self._slot: LatestSlot[tuple[int, Pair[Received], float]] = LatestSlot()
         self._pairer = ApproximateTimePairer(int(self._values["slop_s"] * 1e9), self._values["queue_depth"])
         self._epoch = 0  # written by the callbacks (one executor thread), read by the worker
         self._worker_epoch = 0
         self._stale_seen = 0
         self._topics: dict[str, str] = {}
+        self._decoders: dict[str, Callable[[Any], np.ndarray]] = {}
+        self._images: dict[str, Image] = {}  # output -> its last message, refilled for the next
         self._create_publishers(info.detection_trained, info.segmentation_trained)
         self._create_subscriptions()
         self._health = Health(
@@ -154,19 +178,21 @@ class FusionNode(Node):
         )
 
     def _create_publishers(self, detection_trained: bool, segmentation_trained: bool) -> None:
+        """One publisher per enabled output (name under ~/); `_publish_result` builds only subscribed ones."""
         v = self._values
-        self._pub_fused = self.create_publisher(Image, "~/fused", 5) if v["publish_fused"] else None
-        self._pub_detections = (
-            self.create_publisher(Detection2DArray, "~/detections", 10)
-            if v["publish_detections"] and detection_trained
-            else None
-        )
         seg = v["publish_segmentation"] and segmentation_trained
-        self._pub_seg = self.create_publisher(Image, "~/segmentation", 5) if seg else None
-        self._pub_seg_color = self.create_publisher(Image, "~/segmentation/color", 5) if seg else None
-        self._pub_debug = (
-            self.create_publisher(Image, "~/debug_image", 5) if v["publish_debug_image"] else None
-        )
+        enabled = {
+            "fused": (Image, 5, v["publish_fused"]),
+            "detections": (Detection2DArray, 10, v["publish_detections"] and detection_trained),
+            "segmentation": (Image, 5, seg),
+            "segmentation/color": (Image, 5, seg),
+            "debug_image": (Image, 5, v["publish_debug_image"]),
+        }
+        self._outputs: dict[str, Publisher] = {
+            name: self.create_publisher(msg_type, f"~/{name}", depth)
+            for name, (msg_type, depth, on) in enabled.items()
+            if on
+        }
         self._pub_diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
 
     def _create_subscriptions(self) -> None:
@@ -181,33 +207,27 @@ class FusionNode(Node):
             )
         for camera in CAMERAS:
             topic = self._values[f"{camera}_topic"]
-            if self._values[f"{camera}_transport"] == "compressed":
+            transport = self._values[f"{camera}_transport"]
+            if transport == "compressed":
                 topic = f"{topic.rstrip('/')}/compressed"
-                self.create_subscription(
-                    CompressedImage, topic, self._callback(camera, compressed_to_numpy), qos
-                )
-            else:
-                self.create_subscription(Image, topic, self._callback(camera, image_to_numpy), qos)
+            msg_type, check, self._decoders[camera] = TRANSPORTS[transport]
+            self.create_subscription(msg_type, topic, self._callback(camera, check), qos)
             self._topics[camera] = self.resolve_topic_name(topic)
 
-    def _callback(self, camera: Stream, decode: Callable[[Any], np.ndarray]) -> Callable[[Any], None]:
-        """A subscription callback for `camera` that decodes with `decode` and pairs."""
+    def _callback(self, camera: Stream, check: Callable[[Any], None]) -> Callable[[Any], None]:
+        """A subscription callback for `camera`: check the header with `check`, pair, hand over."""
 
         def on_image(msg: Image | CompressedImage) -> None:
             now = time.monotonic()
             self._health.received(camera, now)
             try:
-                image = decode(msg)
+                check(msg)
             except ImageError as err:
-                self._health.rejected(camera, str(err), now)
-                kind = getattr(msg, "encoding", None) or getattr(msg, "format", "")
-                self._warn(f"{camera}:{kind}", f"{self._topics[camera]}: {err}")
+                self._reject(camera, msg, err, now)
                 return
             stamp_ns = Time.from_msg(msg.header.stamp).nanoseconds
             jumps = self._pairer.stats.time_jumps
-            pair = self._pairer.push(
-                camera, Frame(image=image, stamp_ns=stamp_ns, frame_id=msg.header.frame_id)
-            )
+            pair = self._pairer.push(camera, Received(msg, stamp_ns, msg.header.frame_id, now))
             stats = self._pairer.stats
             if stats.time_jumps != jumps:
                 self._epoch += 1  # the worker drops what is older and restarts AGC
@@ -219,10 +239,15 @@ class FusionNode(Node):
             if pair is None:
                 return
             self._health.count("pairs", now)
-            if self._slot.put((self._epoch, pair)):
+            if self._slot.put((self._epoch, pair, time.monotonic())):
                 self._health.count("dropped", now)
 
         return on_image
+
+    def _reject(self, camera: str, msg: Image | CompressedImage, err: ImageError, now_s: float) -> None:
+        self._health.rejected(camera, str(err), now_s)
+        kind = getattr(msg, "encoding", None) or getattr(msg, "format", "")
+        self._warn(f"{camera}:{kind}", f"{self._topics[camera]}: {err}")
 
     def _work(self) -> None:
         """Worker thread: process the newest pair, publish, repeat until the slot closes."""
@@ -236,21 +261,27 @@ class FusionNode(Node):
                 f"worker stopped, nothing will be published: {reason}\n{traceback.format_exc()}"
             )
 
-    def _process(self, epoch: int, pair: Pair) -> None:
-        """Fuse and publish one pair; any error skips that pair only (counted, logged per cause)."""
+    def _process(self, epoch: int, pair: Pair[Received], queued_s: float) -> None:
+        """Decode, fuse and publish one pair; any error skips that pair only (counted, logged per cause)."""
+        taken_s = time.monotonic()
         stamp = pair.visible.stamp_ns
         if epoch != self._epoch:  # formed before a time jump
-            self._health.count("stale", time.monotonic())
+            self._health.count("stale", taken_s)
             return
         if epoch != self._worker_epoch:  # the first pair after a jump: AGC must not carry over
             self._worker_epoch = epoch
             self._pipeline.reset()
         try:
-            result = self._pipeline.process(pair.ir.image, pair.visible.image)
+            images = self._decode(pair)
+            if images is None:
+                return
+            decoded_s = time.monotonic()
+            result = self._pipeline.process(*images)
             if epoch != self._epoch:  # a jump while processing
                 self._health.count("stale", time.monotonic())
                 return
-            self._publish_result(pair.visible, result)
+            publishing_s = time.monotonic()
+            built = self._publish_result(pair.visible, result)
         except Exception as err:  # one bad pair, whatever went wrong, must not stop all output
             cause = f"{type(err).__name__}: {err}"
             self._health.failed(f"pair at visible stamp {stamp} ns: {cause}", time.monotonic())
@@ -261,23 +292,60 @@ class FusionNode(Node):
                     self.get_logger().error(
                         f"pair at visible stamp {stamp} ns skipped: {cause}\n{traceback.format_exc()}"
                     )
+            return
+        done_s = time.monotonic()
+        latency_ns = self.get_clock().now().nanoseconds - stamp
+        timings = result.timings_ms
+        stages = {
+            "decode": (decoded_s - taken_s) * 1e3,
+            **{stage: timings[stage] for stage in ("preprocess", "inference", "postprocess")},
+            "publish": (done_s - publishing_s) * 1e3,
+        }
+        # Node work on this pair besides inference: the callback that completed it (arrival to
+        # hand-over) and the worker from taking it to the last publish; not its wait in the slot.
+        callback_s = queued_s - max(pair.ir.arrived_s, pair.visible.arrived_s)
+        overhead_ms = (callback_s + done_s - taken_s) * 1e3 - timings["inference"]
+        self._health.published(
+            latency_ns / 1e6, done_s, stages_ms=stages, overhead_ms=overhead_ms, built=built
+        )
 
-    def _publish_result(self, visible: Frame, result: Result) -> None:
+    def _decode(self, pair: Pair[Received]) -> tuple[np.ndarray, np.ndarray] | None:
+        """The pair's two images; None when one cannot be decoded (rejected as on arrival)."""
+        images = []
+        for camera, frame in (("ir", pair.ir), ("visible", pair.visible)):
+            self._health.count("decoded", time.monotonic())
+            try:
+                images.append(self._decoders[camera](frame.msg))
+            except ImageError as err:
+                self._reject(camera, frame.msg, err, time.monotonic())
+                return None
+        return images[0], images[1]
+
+    def _publish_result(self, visible: Received, result: Result) -> tuple[str, ...]:
+        """Build and publish the outputs that have subscribers (as image_proc does); their names."""
+        wanted = {name: pub for name, pub in self._outputs.items() if pub.get_subscription_count()}
         header = Header(stamp=Time(nanoseconds=visible.stamp_ns).to_msg(), frame_id=visible.frame_id)
-        if self._pub_fused is not None:
-            self._pub_fused.publish(image_msg(result.fused, "bgr8", header))
-        if self._pub_detections is not None:
-            self._pub_detections.publish(detections_msg(result.detections, header))
-        seg = result.segmentation if self._pub_seg is not None else None
-        if seg is not None and self._pub_seg is not None and self._pub_seg_color is not None:
-            self._pub_seg.publish(image_msg(seg, "mono8", header))
-            self._pub_seg_color.publish(image_msg(colorize(seg, self._n_seg_classes), "bgr8", header))
-        if self._pub_debug is not None:
-            detections = result.detections if self._pub_detections is not None else []
+        seg = result.segmentation if "segmentation" in self._outputs else None  # None: no seg topics
+        if "fused" in wanted:
+            wanted["fused"].publish(self._image("fused", result.fused, "bgr8", header))
+        if "detections" in wanted:
+            wanted["detections"].publish(detections_msg(result.detections, header))
+        if seg is not None and "segmentation" in wanted:
+            wanted["segmentation"].publish(self._image("segmentation", seg, "mono8", header))
+        if seg is not None and "segmentation/color" in wanted:
+            colour = colorize(seg, self._n_seg_classes)
+            wanted["segmentation/color"].publish(self._image("segmentation/color", colour, "bgr8", header))
+        if "debug_image" in wanted:
+            detections = result.detections if "detections" in self._outputs else []
             debug = overlay(result.fused, seg, detections, n_classes=self._n_seg_classes)
-            self._pub_debug.publish(image_msg(debug, "bgr8", header))
-        latency_ns = self.get_clock().now().nanoseconds - visible.stamp_ns
-        self._health.published(latency_ns / 1e6, time.monotonic())
+            wanted["debug_image"].publish(self._image("debug_image", debug, "bgr8", header))
+        return tuple(wanted)
+
+    def _image(self, output: str, image: np.ndarray, encoding: str, header: Header) -> Image:
+        """The Image message of `output`, refilled: one per output, reused (worker thread only)."""
+        msg = image_msg(image, encoding, header, reuse=self._images.get(output))
+        self._images[output] = msg
+        return msg
 
     def _check_inputs(self) -> None:
         for camera, line in self._health.silent(time.monotonic()).items():
@@ -291,9 +359,11 @@ class FusionNode(Node):
         pairing = self._pairer.stats
         info = self._pipeline.info
         report = self._health.report(time.monotonic())
+        outputs = self._outputs.items()
         values: dict[str, object] = {
             **report.values,
             "unpaired": pairing.unpaired_ir + pairing.unpaired_visible + pairing.dropped_queue,
+            "subscribers": ",".join(f"{out}:{pub.get_subscription_count()}" for out, pub in outputs),
             "backend": self._pipeline.backend_name,
             "model": info.model_name,
             "detection_trained": info.detection_trained,

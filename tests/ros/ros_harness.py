@@ -75,6 +75,20 @@ def real_pair(height: int = 240, width: int = 320) -> tuple[np.ndarray, np.ndarr
     )
 
 
+def node_parameters(model: Path, **overrides: Any) -> dict[str, Any]:
+    """The test node's parameters: `model`, the cameras' topics, AGC off (16-bit IR maps back by
+    >> 8), reliable QoS, /diagnostics every 0.2 s; `overrides` add or replace."""
+    return {
+        "model_path": str(model),
+        "ir_topic": "/thermal/image_raw",
+        "visible_topic": "/camera/image_raw",
+        "agc_mode": "off",
+        "reliability": "reliable",
+        "diagnostics_period_s": 0.2,
+        **overrides,
+    }
+
+
 def ignore_sigint() -> None:
     """preexec_fn: start with SIGINT ignored, as a background job (`cmd &`, nohup) would."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -120,6 +134,10 @@ class Process:
     def _read(self) -> None:
         for line in self._proc.stdout or ():
             self.lines.append(line.rstrip())
+
+    @property
+    def pid(self) -> int:
+        return self._proc.pid
 
     @property
     def output(self) -> str:

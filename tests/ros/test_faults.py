@@ -30,6 +30,7 @@ from ros_harness import (
     domain_id,
     fresh,
     image,
+    node_parameters,
     stamp_ns,
 )
 from sensor_msgs.msg import Image
@@ -43,17 +44,12 @@ TIMEOUT_S = 15.0  # longest wait for one expected state
 def node(
     contract_model: Callable[..., Path], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[NodeProcess]:
-    parameters = {
-        "model_path": str(contract_model()),
-        "ir_topic": "/thermal/image_raw",
-        "visible_topic": "/camera/image_raw",
-        "agc_mode": "off",
-        "reliability": "reliable",
-        "diagnostics_period_s": 0.2,
-        "diagnostics_window_s": WINDOW_S,
-        "stall_timeout_s": STALL_S,
-        "input_timeout_s": INPUT_TIMEOUT_S,
-    }
+    parameters = node_parameters(
+        contract_model(),
+        diagnostics_window_s=WINDOW_S,
+        stall_timeout_s=STALL_S,
+        input_timeout_s=INPUT_TIMEOUT_S,
+    )
     with NodeProcess(tmp_path_factory.mktemp("faults"), domain_id(OFFSET), parameters) as proc:
         proc.wait_for_line("ready:")
         yield proc

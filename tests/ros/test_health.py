@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fusion_node.ros.health import EVENTS, NEVER, Health, HealthConfig, Level
+from fusion_node.ros.health import EVENTS, NEVER, STAGES, Health, HealthConfig, Level
 
 TOPICS = {"ir": "/thermal/image_raw", "visible": "/camera/image_raw"}
 CONFIG = HealthConfig(window_s=2.0, stall_timeout_s=4.0, input_timeout_s=1.0, reliability="best_effort")
@@ -126,3 +126,20 @@ def test_a_stopped_worker_is_an_error_that_says_why() -> None:
     report = health.report(T0 + 1.0)
     assert report.level == Level.ERROR and report.values["worker"] == "stopped"
     assert report.message.startswith("worker stopped, nothing will be published: MemoryError: out of memory")
+
+
+def test_stage_timings_overhead_and_built_outputs_cover_the_window() -> None:
+    health = Health(CONFIG, TOPICS, T0)
+    assert all(health.report(T0).values[f"{stage}_ms"] == 0.0 for stage in STAGES)
+    assert health.report(T0).values["outputs_built"] == ""
+    for i, overhead in enumerate((1.0, 2.0, 3.0, 4.0, 100.0)):
+        stages = {stage: 10.0 * (n + 1) + i for n, stage in enumerate(STAGES)}
+        health.published(5.0, T0 + 0.1 * i, stages_ms=stages, overhead_ms=overhead, built=("fused",))
+    values = health.report(T0 + 0.5).values
+    assert [values[f"{stage}_ms"] for stage in STAGES] == [12.0, 22.0, 32.0, 42.0, 52.0]  # p50
+    assert values["overhead_p50_ms"] == 3.0 and 4.0 < float(values["overhead_p95_ms"]) < 100.0
+    assert values["outputs_built"] == "fused"
+    health.published(5.0, T0 + 3.0, overhead_ms=7.0, built=("fused", "debug_image"))
+    values = health.report(T0 + 3.0).values  # the first five left the 2 s window
+    assert values["overhead_p50_ms"] == 7.0 and values["inference_ms"] == 0.0
+    assert values["outputs_built"] == "fused,debug_image"

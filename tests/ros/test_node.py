@@ -26,6 +26,7 @@ from ros_harness import (
     dict_of,
     domain_id,
     fresh,
+    node_parameters,
 )
 from sensor_msgs.msg import Image
 from vision_msgs.msg import Detection2DArray
@@ -51,14 +52,7 @@ def node(
     proc = NodeProcess(
         tmp_path_factory.mktemp("node"),
         domain_id(0),
-        {
-            "model_path": str(model),
-            "ir_topic": "/thermal/image_raw",
-            "visible_topic": "/camera/image_raw",
-            "agc_mode": "off",
-            "reliability": "reliable",
-            "diagnostics_period_s": 0.2,
-        },
+        node_parameters(model),
     )
     with proc:
         proc.wait_for_line("ready:")

@@ -15,11 +15,11 @@ import pytest
 import rclpy
 from rclpy.context import Context
 from rclpy.parameter import Parameter
-from ros_harness import domain_id, real_pair
+from ros_harness import domain_id, image, real_pair
 
-from fusion_node.pipeline import Frame, Pair
+from fusion_node.pipeline import Pair
 from fusion_node.ros.health import Level
-from fusion_node.ros.node import FusionNode
+from fusion_node.ros.node import FusionNode, Received
 
 
 @pytest.fixture
@@ -36,9 +36,18 @@ def node(contract_model: Callable[..., Path]) -> Iterator[FusionNode]:
         rclpy.shutdown(context=context)
 
 
-def pair(stamp_ns: int) -> Pair:
+def pair(stamp_ns: int) -> tuple[int, Pair[Received], float]:
+    """A slot item (epoch 0, the pair as received, hand-over time) as the callbacks put it."""
     ir, visible = real_pair(64, 96)
-    return Pair(ir=Frame(ir, stamp_ns, "ir"), visible=Frame(visible, stamp_ns, "visible"))
+    now = time.monotonic()
+    return (
+        0,
+        Pair(
+            ir=Received(image(ir, "mono8", stamp_ns, "ir"), stamp_ns, "ir", now),
+            visible=Received(image(visible, "bgr8", stamp_ns, "visible"), stamp_ns, "visible", now),
+        ),
+        now,
+    )
 
 
 def until(check: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
@@ -54,11 +63,11 @@ def test_any_exception_skips_one_pair_and_the_worker_goes_on(
     health = node._health
     with monkeypatch.context() as patch:
         patch.setattr(node._pipeline, "process", lambda *_: np.zeros(3)[5])  # an IndexError: a bug
-        node._slot.put((0, pair(1)))
+        node._slot.put(pair(1))
         until(lambda: health.report(time.monotonic()).values["failed"] == 1, "the failed pair")
     report = health.report(time.monotonic())
     assert report.level == Level.WARN and "pair at visible stamp 1 ns: IndexError" in report.message
-    node._slot.put((0, pair(2)))
+    node._slot.put(pair(2))
     until(lambda: health.report(time.monotonic()).values["outputs"] == 1, "the next pair's output")
     assert node._worker.is_alive()
 
@@ -68,7 +77,7 @@ def test_a_dead_worker_is_an_error_that_says_why(node: FusionNode, monkeypatch: 
         raise SystemExit("injected")  # not an Exception: nothing in the worker may catch it
 
     monkeypatch.setattr(node._pipeline, "process", exit_thread)
-    node._slot.put((0, pair(1)))
+    node._slot.put(pair(1))
     node._worker.join(timeout=10.0)
     assert not node._worker.is_alive()
     report = node._health.report(time.monotonic())
