@@ -117,9 +117,7 @@ def train(cfg: ExperimentConfig, ckpt: dict[str, Any] | None = None) -> TrainRes
         device = torch.device(device_type, ctx.local_rank) if device_type == "cuda" else torch.device("cpu")
         seed_everything(tc.seed + ctx.rank, deterministic=tc.deterministic)
         autocast: Callable[[], AbstractContextManager[Any]] = (
-            partial(torch.autocast, "cuda", dtype=torch.bfloat16)
-            if tc.amp and device.type == "cuda"
-            else nullcontext
+            partial(torch.autocast, device.type, dtype=torch.bfloat16) if tc.amp else nullcontext
         )
         out_dir = Path(tc.out_dir)
 
