@@ -21,11 +21,13 @@ both (c = +1 with s = −1, c = −1 with s = +1) against torch.autograd through
 
 If a task's upper term has no path to ω_k, u = 0 and g_k = a (the term is then a plain joint
 term); the step logs ‖u‖ per task so that case is visible.
+
+The step never waits for the device: its logs are 0-d tensors (floats where they are host
+values already), read back in one transfer per log interval by `logs_to_host`.
 """
 
 from __future__ import annotations
 
-import math
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -34,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from training.data.collate import Batch
@@ -45,6 +48,7 @@ from training.models.color import bgr_to_ycrcb, ycrcb_to_bgr
 
 Fused = dict[str, torch.Tensor]
 Losses = dict[str, torch.Tensor]
+Logs = dict[str, torch.Tensor | float]  # 0-d tensors stay on the device until logs_to_host
 AllReduce = Callable[[list[torch.Tensor]], None]
 AutocastFactory = Callable[[], AbstractContextManager[Any]]
 
@@ -174,9 +178,9 @@ class Aggregator(ABC):
 
     @abstractmethod
     def weights(
-        self, grads: dict[str, torch.Tensor], g_fusion: torch.Tensor, losses: dict[str, float]
-    ) -> dict[str, float]:
-        """grads: flat g_k per task; g_fusion: flat ∇θ fusion loss; losses: each task's upper term."""
+        self, grads: dict[str, torch.Tensor], g_fusion: torch.Tensor, losses: dict[str, torch.Tensor]
+    ) -> dict[str, torch.Tensor | float]:
+        """grads: flat g_k per task; g_fusion: flat ∇θ fusion loss; losses: each task's upper term (0-d)."""
 
     def state_dict(self) -> dict[str, Any]:
         return {}
@@ -195,8 +199,8 @@ class RandomAggregator(Aggregator):
         self.generator = generator
 
     def weights(
-        self, grads: dict[str, torch.Tensor], g_fusion: torch.Tensor, losses: dict[str, float]
-    ) -> dict[str, float]:
+        self, grads: dict[str, torch.Tensor], g_fusion: torch.Tensor, losses: dict[str, torch.Tensor]
+    ) -> dict[str, torch.Tensor | float]:
         z = torch.randn(len(grads), generator=self.generator)
         return dict(zip(grads, (0.5 * torch.softmax(z, dim=0)).tolist(), strict=True))
 
@@ -209,10 +213,11 @@ class BalancedAggregator(Aggregator):
     """
 
     def weights(
-        self, grads: dict[str, torch.Tensor], g_fusion: torch.Tensor, losses: dict[str, float]
-    ) -> dict[str, float]:
-        ref, k = float(g_fusion.norm()), len(grads)
-        return {name: ref / (k * n) if (n := float(g.norm())) > 0 else 0.0 for name, g in grads.items()}
+        self, grads: dict[str, torch.Tensor], g_fusion: torch.Tensor, losses: dict[str, torch.Tensor]
+    ) -> dict[str, torch.Tensor | float]:
+        ref, k = g_fusion.norm(), len(grads)
+        norms = {name: g.norm() for name, g in grads.items()}
+        return {name: torch.where(n > 0, ref / (k * n), 0.0) for name, n in norms.items()}
 
 
 class DwaAggregator(Aggregator):
@@ -227,27 +232,32 @@ class DwaAggregator(Aggregator):
     def __init__(self, temperature: float, window: int) -> None:
         self.temperature = temperature
         self.window = window
-        self.history: dict[str, deque[float]] = {}
+        self.history: dict[str, deque[torch.Tensor]] = {}
 
     def weights(
-        self, grads: dict[str, torch.Tensor], g_fusion: torch.Tensor, losses: dict[str, float]
-    ) -> dict[str, float]:
+        self, grads: dict[str, torch.Tensor], g_fusion: torch.Tensor, losses: dict[str, torch.Tensor]
+    ) -> dict[str, torch.Tensor | float]:
         w = self.window
         hist = {name: list(self.history.get(name, ())) for name in grads}
+        out: dict[str, torch.Tensor | float]
         if all(len(h) == 2 * w for h in hist.values()):
-            ratios = torch.tensor([sum(h[w:]) / max(sum(h[:w]), 1e-12) for h in hist.values()])
-            out = dict(zip(grads, torch.softmax(ratios / self.temperature, dim=0).tolist(), strict=True))
+            recent = torch.stack([torch.stack(h).view(2, w).sum(1) for h in hist.values()])  # [K, 2]
+            ratios = recent[:, 1] / recent[:, 0].clamp_min(1e-12)
+            out = dict(zip(grads, torch.softmax(ratios / self.temperature, dim=0).unbind(), strict=True))
         else:
             out = {name: 1.0 / len(grads) for name in grads}
         for name, value in losses.items():
-            self.history.setdefault(name, deque(maxlen=2 * w)).append(max(value, 1e-12))
+            loss = torch.as_tensor(value, dtype=torch.float32).detach().clamp_min(1e-12)
+            self.history.setdefault(name, deque(maxlen=2 * w)).append(loss)
         return out
 
-    def state_dict(self) -> dict[str, Any]:
-        return {"history": {name: list(h) for name, h in self.history.items()}}
+    def state_dict(self) -> dict[str, Any]:  # floats: the checkpoint holds plain types
+        return {"history": {name: torch.stack(list(h)).tolist() for name, h in self.history.items()}}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.history = {name: deque(h, maxlen=2 * self.window) for name, h in state["history"].items()}
+        self.history = {
+            name: deque(map(torch.tensor, h), maxlen=2 * self.window) for name, h in state["history"].items()
+        }
 
 
 class FixedAggregator(Aggregator):
@@ -257,8 +267,8 @@ class FixedAggregator(Aggregator):
         self.task_weights = dict(task_weights)
 
     def weights(
-        self, grads: dict[str, torch.Tensor], g_fusion: torch.Tensor, losses: dict[str, float]
-    ) -> dict[str, float]:
+        self, grads: dict[str, torch.Tensor], g_fusion: torch.Tensor, losses: dict[str, torch.Tensor]
+    ) -> dict[str, torch.Tensor | float]:
         missing = [name for name in grads if name not in self.task_weights]
         if missing:
             raise LossError(
@@ -316,13 +326,18 @@ def _write_grad(params: list[nn.Parameter], flat: torch.Tensor) -> None:
         offset += p.numel()
 
 
-def _log(logs: dict[str, float], prefix: str, losses: Losses) -> None:
-    logs.update({f"{prefix}/{name}": float(value.detach()) for name, value in losses.items()})
+def _log(logs: Logs, prefix: str, losses: Losses) -> None:
+    logs.update({f"{prefix}/{name}": value.detach() for name, value in losses.items()})
 
 
-def _cos(a: torch.Tensor, b: torch.Tensor) -> float:
-    denom = float(a.norm() * b.norm())
-    return float(a @ b) / denom if denom > 0 else 0.0
+def logs_to_host(steps: list[Logs]) -> list[dict[str, float]]:
+    """Per-step logs as floats, with one device-to-host transfer for all of them."""
+    tensors = [v.detach().float() for logs in steps for v in logs.values() if isinstance(v, torch.Tensor)]
+    values = iter(torch.stack(tensors).tolist() if tensors else [])
+    return [
+        {k: next(values) if isinstance(v, torch.Tensor) else float(v) for k, v in logs.items()}
+        for logs in steps
+    ]
 
 
 def _lower_level(
@@ -333,7 +348,7 @@ def _lower_level(
     autocast: AutocastFactory,
     all_reduce: AllReduce | None,
     clip_grad_norm: float | None,
-    logs: dict[str, float],
+    logs: Logs,
 ) -> None:
     params = task.parameters()
     for _ in range(cfg.lower_steps):
@@ -353,24 +368,24 @@ def _task_gradient(
     batch: Batch,
     cfg: BilevelConfig,
     autocast: AutocastFactory,
-    logs: dict[str, float],
-) -> tuple[torch.Tensor, float]:
-    """g_k (flat) and the value of task k's upper term, on its val batch."""
+    logs: Logs,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """g_k (flat) and the value of task k's upper term (0-d), on its val batch."""
     with autocast():
         fused = fuse(fusion_net, batch, fusion_cfg)
         fusion_terms = fusion_loss(fused["y"], batch["ir"], fused["vis_y"], fusion_cfg, mask=fused["mask"])
         upper = task.upper_loss(fused, batch)
     big_f = fusion_terms["total"] + upper["total"]
     _log(logs, f"{task.name}/upper", upper)
-    logs[f"{task.name}/upper/fusion_total"] = float(fusion_terms["total"].detach())
+    logs[f"{task.name}/upper/fusion_total"] = fusion_terms["total"].detach()
     if cfg.mode == "joint":
-        return _flat_grad(big_f, theta), float(upper["total"].detach())
+        return _flat_grad(big_f, theta), upper["total"].detach()
     with autocast():
         lower = task.lower_loss(fused, batch)  # f_k with the graph to θ kept: ∇θ f_k is needed
     eta = float(task.optimizer.param_groups[0]["lr"])
     g, parts = hypergradient(big_f, lower["total"], theta, task.parameters(), eta, cfg.implicit_sign)
     logs.update({f"{task.name}/{name}": value for name, value in parts.items()})
-    return g, float(upper["total"].detach())
+    return g, upper["total"].detach()
 
 
 def hypergradient(
@@ -380,7 +395,7 @@ def hypergradient(
     omega: list[nn.Parameter],
     eta: float,
     sign: float = 1.0,
-) -> tuple[torch.Tensor, dict[str, float]]:
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """g = a + sign·η·(⟨u, v⟩/‖v‖²)·∇θ f (module docstring) as a flat vector over θ, and its parts.
 
     `upper` (F_k) must keep its graph to θ and ω until both gradients are taken (it is retained
@@ -391,9 +406,12 @@ def hypergradient(
     f_grad = _flat_grad(lower, theta + omega)
     n = sum(p.numel() for p in theta)
     a, u, f_theta, v = a_u[:n], a_u[n:], f_grad[:n], f_grad[n:]
-    vv = float(v @ v)
-    coef = sign * eta * float(u @ v) / vv if vv > 0 else 0.0
-    return a + coef * f_theta, {"u_norm": float(u.norm()), "v_norm": math.sqrt(vv), "implicit_coef": coef}
+    # float64: ‖v‖² of small gradients can underflow float32 and blow the ratio up.
+    u64, v64 = u.double(), v.double()
+    vv = v64 @ v64
+    coef = torch.where(vv > 0, sign * eta * (u64 @ v64) / vv, 0.0)
+    parts = {"u_norm": u.norm(), "v_norm": vv.sqrt(), "implicit_coef": coef}
+    return a + coef.to(a.dtype) * f_theta, parts
 
 
 def bilevel_step(
@@ -409,8 +427,11 @@ def bilevel_step(
     all_reduce: AllReduce | None = None,
     autocast: AutocastFactory = nullcontext,
     clip_grad_norm: float | None = None,
-) -> dict[str, float]:
+) -> Logs:
     """One iteration (module docstring); returns every named loss term, w_k, ‖g_k‖, cos(g_k, g_fusion).
+
+    The logs include "grad_norm" (‖g‖ before clipping): the caller checks it is finite when it
+    reads the logs back (a check here would wait for the device every step).
 
     Args:
         fusion_batch: the batch of the fusion-only step; in the other modes its fusion-loss
@@ -425,7 +446,7 @@ def bilevel_step(
     missing = [t.name for t in tasks if t.name not in task_batches]
     if missing:
         raise LossError(f"bilevel_step: no (train, val) batches for task(s) {missing}")
-    logs: dict[str, float] = {}
+    logs: Logs = {}
     with autocast():
         fused = fuse(fusion_net, fusion_batch, fusion_cfg)
         fusion_terms = fusion_loss(
@@ -433,7 +454,7 @@ def bilevel_step(
         )
     _log(logs, "fusion", fusion_terms)
     g_fusion = _flat_grad(fusion_terms["total"], theta)
-    logs["fusion/grad_norm"] = float(g_fusion.norm())
+    logs["fusion/grad_norm"] = g_fusion.norm()
     g = g_fusion
     if tasks:
         for task in tasks:  # lower level: θ fixed, fused image detached
@@ -447,6 +468,7 @@ def bilevel_step(
             grads[task.name], uppers[task.name] = _task_gradient(
                 task, fusion_net, theta, fusion_cfg, val_batch, cfg, autocast, logs
             )
+        weights: dict[str, torch.Tensor | float]
         if cfg.mode == "joint":
             weights = {name: 1.0 / len(grads) for name in grads}
         else:
@@ -454,11 +476,9 @@ def bilevel_step(
         g = sum((weights[name] * gk for name, gk in grads.items()), torch.zeros_like(g_fusion))
         for name, gk in grads.items():
             logs[f"{name}/weight"] = weights[name]
-            logs[f"{name}/grad_norm"] = float(gk.norm())
-            logs[f"{name}/cos_fusion"] = _cos(gk, g_fusion)
-    logs["grad_norm"] = float(g.norm())
-    if not math.isfinite(logs["grad_norm"]):
-        raise LossError("bilevel_step: non-finite gradient for θ; lower the learning rates or disable AMP")
+            logs[f"{name}/grad_norm"] = gk.norm()
+            logs[f"{name}/cos_fusion"] = F.cosine_similarity(gk, g_fusion, dim=0)
+    logs["grad_norm"] = g.norm()
     _write_grad(theta, g)
     _optimizer_step(theta, fusion_opt, all_reduce, clip_grad_norm)
     return logs

@@ -64,7 +64,7 @@ class TrainConfig:
     seed: int = 0
     deterministic: bool = False
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    amp: bool = True  # bfloat16 autocast on CUDA; ignored on CPU
+    amp: bool = True  # bfloat16 autocast of the forward passes, on CUDA and on CPU alike
     num_workers: int = 4
 
     def __post_init__(self) -> None:

@@ -29,7 +29,15 @@ from torch.utils.data import Dataset
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-from training.bilevel import DiscriminatorTask, LowerTask, SemanticTask, bilevel_step, make_aggregator
+from training.bilevel import (
+    DiscriminatorTask,
+    Logs,
+    LowerTask,
+    SemanticTask,
+    bilevel_step,
+    logs_to_host,
+    make_aggregator,
+)
 from training.checkpoint import CheckpointError, capture_rng, load_checkpoint, restore_rng, save_checkpoint
 from training.config import (
     ConfigError,
@@ -41,6 +49,7 @@ from training.config import (
     to_dict,
 )
 from training.data import DataError, build_datasets
+from training.data.cache import preload
 from training.data.collate import Batch
 from training.data.stream import BatchStream, SeededDataset
 from training.distributed import (
@@ -98,9 +107,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 @dataclass
 class TrainResult:
-    """What a run leaves in memory: the per-step logged terms of this rank and the trained nets."""
+    """What a run leaves in memory: the per-step logged terms of this rank, the trained nets and
+    the iterations per second of each log interval (what benchmarks/bench_train.py reports)."""
 
     history: list[dict[str, float]] = field(default_factory=list)
+    it_per_s: list[float] = field(default_factory=list)
     models: dict[str, nn.Module | None] = field(default_factory=dict)
 
 
@@ -116,14 +127,16 @@ def train(cfg: ExperimentConfig, ckpt: dict[str, Any] | None = None) -> TrainRes
         device = torch.device(device_type, ctx.local_rank) if device_type == "cuda" else torch.device("cpu")
         seed_everything(tc.seed + ctx.rank, deterministic=tc.deterministic)
         autocast: Callable[[], AbstractContextManager[Any]] = (
-            partial(torch.autocast, "cuda", dtype=torch.bfloat16)
-            if tc.amp and device.type == "cuda"
-            else nullcontext
+            partial(torch.autocast, device.type, dtype=torch.bfloat16) if tc.amp else nullcontext
         )
         out_dir = Path(tc.out_dir)
 
         # ------------------------------------------------------------ data: endless, resumable streams
         datasets = build_datasets(cfg.data, cfg.class_names, cfg.seg_class_names)
+        budget = cfg.data.cache_mb * 2**20  # decoded before the workers fork, so they share it
+        for role in ("fusion_train", "semantic_train"):
+            if role in datasets and budget > 0:
+                budget -= preload(datasets[role], budget)
         stream = partial(
             BatchStream,
             batch_size=tc.batch_size,
@@ -149,8 +162,9 @@ def train(cfg: ExperimentConfig, ckpt: dict[str, Any] | None = None) -> TrainRes
         broadcast_parameters(nets.values(), ctx)
         lrs = {"fusion": oc.fusion_lr, "discriminator": oc.discriminator_lr, "semantic": oc.semantic_lr}
         optimizers = {
+            # fused: one kernel per step for all parameters (CUDA and CPU in torch >= 2.4)
             name: torch.optim.AdamW(
-                net.parameters(), lr=lrs[name], betas=oc.betas, weight_decay=oc.weight_decay
+                net.parameters(), lr=lrs[name], betas=oc.betas, weight_decay=oc.weight_decay, fused=True
             )
             for name, net in nets.items()
             if net is not None
@@ -225,7 +239,8 @@ def train(cfg: ExperimentConfig, ckpt: dict[str, Any] | None = None) -> TrainRes
             save_config(cfg, out_dir / "config.yaml")
             writer = SummaryWriter(str(out_dir))
         result = TrainResult(models=nets)
-        window: list[dict[str, float]] = []
+        window: list[dict[str, float]] = []  # this log interval's steps, read back to the host
+        pending: list[Logs] = []  # steps whose logs are still on the device
         bar = tqdm(
             total=tc.max_steps, initial=step, disable=not ctx.is_main, desc="train", dynamic_ncols=True
         )
@@ -264,20 +279,28 @@ def train(cfg: ExperimentConfig, ckpt: dict[str, Any] | None = None) -> TrainRes
                 sch.step()
             step += 1
             logs.update({f"lr/{name}": opt.param_groups[0]["lr"] for name, opt in optimizers.items()})
-            result.history.append(logs)
-            window.append(logs)
+            pending.append(logs)
             bar.update(1)
-            bar.set_postfix(loss=f"{logs['fusion/total']:.4f}", refresh=False)
 
-            if step % tc.log_interval == 0 or step == tc.max_steps:
+            log_now = step % tc.log_interval == 0 or step == tc.max_steps
+            if log_now or step % tc.ckpt_interval == 0:  # the only host syncs of the loop
+                steps, pending = read_back(pending, step), []
+                window += steps
+                result.history += steps
+            if log_now:
+                rate = len(window) / (time.perf_counter() - t0)
+                result.it_per_s.append(rate)
                 if writer is not None:  # means over the interval: smoother curves, smaller event files
                     means = {k: float(np.mean([w[k] for w in window if k in w])) for k in window[-1]}
+                    means["perf/it_per_s"] = rate
+                    means["perf/samples_per_s"] = rate * tc.batch_size * ctx.world_size
                     for key, value in means.items():
                         writer.add_scalar(key, value, step)
-                    rate = len(window) / (time.perf_counter() - t0)
+                    bar.set_postfix(loss=f"{means['fusion/total']:.4f}", refresh=False)
                     tqdm.write(
                         f"step {step}: fusion {means['fusion/total']:.4f}, |g| {means['grad_norm']:.3g}, "
-                        f"lr {means['lr/fusion']:.2e}, {rate:.2f} it/s"
+                        f"lr {means['lr/fusion']:.2e}, {rate:.2f} it/s, "
+                        f"{means['perf/samples_per_s']:.1f} samples/s"
                     )
                 window, t0 = [], time.perf_counter()
             if writer is not None and (step % tc.eval_interval == 0 or step == tc.max_steps):
@@ -316,6 +339,18 @@ def lr_factor(step: int, *, oc: OptimConfig, max_steps: int) -> float:
         return float(oc.step_gamma ** ((step - oc.warmup_steps) // oc.step_size))
     progress = min(1.0, (step - oc.warmup_steps) / max(1, max_steps - oc.warmup_steps))
     return oc.min_lr_ratio + (1.0 - oc.min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def read_back(pending: list[Logs], step: int) -> list[dict[str, float]]:
+    """The logs of the steps up to `step` as floats; raises if θ's gradient was not finite."""
+    steps = logs_to_host(pending)
+    for i, logs in enumerate(steps):
+        if not math.isfinite(logs["grad_norm"]):
+            raise LossError(
+                f"non-finite gradient for the fusion net at step {step - len(steps) + i + 1}: "
+                "lower the learning rates or set train.amp=false"
+            )
+    return steps
 
 
 def to_device(batch: Batch, device: torch.device) -> Batch:

@@ -52,7 +52,8 @@ class DataConfig:
 
     An empty `*_val` list splits validation off the matching `*_train` datasets: `val_names` when
     given, else `val_fraction` of the pairs by a permutation seeded with `split_seed`. Names in
-    `exclude_names` are used nowhere. Sizes are (height, width).
+    `exclude_names` are used nowhere. Sizes are (height, width). `cache_mb` bounds the decoded
+    uint8 training images kept in memory (training/data/cache.py; 0 = decode every sample).
     """
 
     fusion_train: list[DatasetSpec] = field(default_factory=list)
@@ -78,6 +79,7 @@ class DataConfig:
     eval_size: tuple[int, int] | None = (480, 640)
     name_map: dict[str, str] = field(default_factory=dict)
     allow_eval_data: bool = False
+    cache_mb: int = 2048
 
     def __post_init__(self) -> None:
         # YAML gives lists and dicts: coerce them so `DataConfig(**yaml_section)` just works.
@@ -90,6 +92,8 @@ class DataConfig:
         self.eval_size = None if self.eval_size is None else _pair_of(self.eval_size, int, "eval_size")
         if not 0 <= self.val_fraction < 1:
             raise DataError(f"val_fraction {self.val_fraction} must be in [0, 1)")
+        if self.cache_mb < 0:
+            raise DataError(f"cache_mb {self.cache_mb} must be >= 0 (0 turns the in-memory cache off)")
 
     def train_transform(self) -> TrainTransform:
         photometric = Photometric(

@@ -52,6 +52,7 @@ class PairDataset(Dataset[dict[str, Any]]):
         self.entries = entries
         self.transform = transform
         self.num_seg_classes = num_seg_classes
+        self.decoded: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # filled by data/cache.py
 
     @property
     def names(self) -> list[str]:
@@ -61,10 +62,15 @@ class PairDataset(Dataset[dict[str, Any]]):
     def __len__(self) -> int:
         return len(self.entries)
 
+    def decode(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """(ir uint8 H×W, visible uint8 H×W×3 BGR) at `index`, from memory when cached."""
+        cached = self.decoded.get(index)
+        return cached if cached is not None else read_pair(self.entries[index].ir, self.entries[index].vi)
+
     def load(self, index: int) -> Pair:
         """The untransformed pair at `index`, boxes in pixels."""
         entry = self.entries[index]
-        ir, visible = read_pair(entry.ir, entry.vi)
+        ir, visible = (a.astype(np.float32) / 255.0 for a in self.decode(index))
         height, width = ir.shape
         boxes = yolo_to_xyxy(entry.boxes, width, height) if entry.normalised else entry.boxes
         mask = None if entry.mask is None else read_mask(entry.mask, (height, width), self.num_seg_classes)

@@ -18,7 +18,7 @@ def _read(path: Path, flags: int) -> np.ndarray:
 
 
 def read_pair(ir_path: Path, vi_path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(ir float32 H×W, visible float32 H×W×3 BGR), both 0..1.
+    """(ir uint8 H×W, visible uint8 H×W×3 BGR), as decoded (the in-memory cache keeps these).
 
     IR stored as 3-channel PNG (equal channels) comes back as one channel; grayscale visible images
     come back replicated to 3 channels (both by OpenCV's imread flags).
@@ -30,7 +30,7 @@ def read_pair(ir_path: Path, vi_path: Path) -> tuple[np.ndarray, np.ndarray]:
             f"IR {ir_path} is {ir.shape[1]}x{ir.shape[0]} but visible {vi_path} is "
             f"{vi.shape[1]}x{vi.shape[0]}: the pair must be registered to the same size"
         )
-    return ir.astype(np.float32) / 255.0, vi.astype(np.float32) / 255.0
+    return ir, vi
 
 
 def read_mask(path: Path, size: tuple[int, int], num_classes: int | None) -> np.ndarray:

@@ -113,7 +113,7 @@ def detection_loss(
         raise LossError(f"a box label is >= the head's {num_classes} classes; check class_names and the data")
     cls, reg, ctr = _levels(cls_maps).float(), _levels(reg_maps).float(), _levels(ctr_maps).float().squeeze(2)
     pos = t_labels >= 0
-    num_pos = max(int(pos.sum()), 1)
+    num_pos = pos.sum().clamp_min(1)  # a tensor: no wait for the device
     onehot = torch.zeros_like(cls)
     onehot[pos, t_labels[pos]] = 1.0
     cls_loss = sigmoid_focal_loss(cls, onehot, cfg.focal_alpha, cfg.focal_gamma).sum() / num_pos

@@ -117,7 +117,9 @@ def decode_detections(
         boxes [N,K,4] float px, scores [N,K] descending, classes [N,K] int64, num [N] int64;
         K = max_detections, rows >= num are zero.
     """
-    boxes, cls, ctr = flatten_levels(out, strides)
+    # float32 whatever the heads' dtype: under autocast they give bfloat16/float16, too coarse for
+    # pixel coordinates (8 significant bits) and a mixed-dtype scatter below.
+    boxes, cls, ctr = (t.float() for t in flatten_levels(out, strides))
     num_classes = cls.shape[2]
     scores = torch.sqrt(torch.sigmoid(cls) * torch.sigmoid(ctr)[..., None]).flatten(1)  # [N, P*C]
     # Pad with -1 so top-k with a fixed k works at any input size (padding never passes the
