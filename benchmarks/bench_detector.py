@@ -31,15 +31,15 @@ from training.models.centernet import (
     load_centernet,
 )
 from training.models.tfjs import PretrainedModelError
+from training.paths import CENTERNET
 
-MODEL = SHARED / "pretrained" / "human-models-3.0.4" / "centernet.json"
 FRAME = SHARED / "data" / "m3fd" / "vi" / "00000.png"
 RUNTIMES = ("torch", "torch_channels_last", "onnxruntime")
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="bench_detector", description=__doc__.split("\n")[0])
-    parser.add_argument("--model", type=Path, default=MODEL, help="centernet.json (with its .bin)")
+    parser.add_argument("--model", type=Path, default=CENTERNET, help="centernet.json (with its .bin)")
     parser.add_argument("--frame", type=Path, default=FRAME, help="a visible image")
     parser.add_argument("--sizes", type=int, nargs="+", default=[512, 416, 320], help="square input sides")
     parser.add_argument("--threads", type=int, default=2, help="intra-op threads of both runtimes")
