@@ -1,5 +1,9 @@
 """CPU benchmark of FusionPipeline at 640×480: per-stage latency (p50/p95) and FPS on real frames.
 
+The graph's own split: the whole model against its fusion part alone (the subgraph up to the
+`fused` output, cut out with onnx.utils.extract_model), both in ONNX Runtime on the same frames,
+gives the detector's share of the inference time.
+
 Side by side in the same run (same frames, machine and thread count), when torch and the anchor
 folder exist: the official BDLFusion fusion network (Fusion_Network_IJ) in torch eager and in ONNX
 Runtime, and the speed ratio. Speed claims are such ratios, never absolute numbers across runs.
@@ -24,6 +28,7 @@ import cv2
 import numpy as np
 
 from fusion_node.pipeline import FusionPipeline, PipelineConfig, PipelineError
+from fusion_node.pipeline.model import default_model_path
 from fusion_node.pipeline.pair_files import find_pairs, read_pair
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -96,6 +101,32 @@ def bench_pipeline(
     }
 
 
+def bench_graph_split(model: Path | None, frames: list[FramePair], *, threads: int, iterations: int) -> dict:
+    """p50/p95 of the whole graph and of its fusion part (inputs -> `fused`) in ONNX Runtime, and the
+    share of the rest (the detector, and the segmentation branch when the model has one)."""
+    import onnx.utils
+    import onnxruntime as ort
+
+    path = model or default_model_path()
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    feeds = [
+        {"ir": ir[None, None], "visible": np.ascontiguousarray(vi.transpose(2, 0, 1)[None])}
+        for ir, vi in frames
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        fusion_path = Path(tmp) / "fusion_only.onnx"
+        onnx.utils.extract_model(str(path), str(fusion_path), ["ir", "visible"], ["fused"])
+        timings = {}
+        for name, graph in (("whole graph", path), ("fusion part", fusion_path)):
+            session = ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
+            run = session.run  # bound now: the lambda below runs in this iteration only
+            ms, _ = time_calls(lambda i, run=run: run(None, feeds[i % len(feeds)]), iterations, warmup=3)
+            timings[name] = summary(ms)
+    whole, fusion = timings["whole graph"]["p50_ms"], timings["fusion part"]["p50_ms"]
+    return {**timings, "detector_share": (whole - fusion) / whole}
+
+
 def bench_anchor(anchor: Path, frames: list[FramePair], *, threads: int, iterations: int) -> dict:
     """The official BDLFusion fusion network: torch eager, then ONNX Runtime after export.
 
@@ -166,6 +197,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "ours": bench_pipeline(
             args.model, frames, threads=args.threads, iterations=args.iterations, warmup=args.warmup
         ),
+        "graph_split": bench_graph_split(
+            args.model, frames, threads=args.threads, iterations=args.iterations
+        ),
     }
     if args.no_anchor:
         out["anchor"] = "skipped (--no-anchor)"
@@ -190,6 +224,11 @@ def table(out: dict[str, Any]) -> str:
     ]
     lines += [f"{stage:<28}{s['p50_ms']:>10.2f}{s['p95_ms']:>10.2f}" for stage, s in ours["stages"].items()]
     lines.append(f"{'FPS (whole pipeline)':<28}{ours['fps']:>10.1f}")
+    split = out["graph_split"]
+    lines.append("The graph alone in ONNX Runtime, same frames and threads:")
+    for name in ("whole graph", "fusion part"):
+        lines.append(f"{'  ' + name:<28}{split[name]['p50_ms']:>10.2f}{split[name]['p95_ms']:>10.2f}")
+    lines.append(f"detector's share of the graph (p50): {100 * split['detector_share']:.0f} %")
     anchor = out["anchor"]
     if isinstance(anchor, str):
         lines.append(f"BDLFusion: {anchor}")
