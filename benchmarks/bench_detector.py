@@ -67,8 +67,7 @@ def bench_size(
     session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
     ort_ms, _ = time_calls(lambda _: session.run(None, {"images": x.numpy()}), args.iterations, args.warmup)
     runs = {"torch": torch_ms, "torch_channels_last": torch_cl_ms, "onnxruntime": ort_ms}
-    # min beside p50/p95: on a shared machine the fastest call is the least disturbed one.
-    return {"size": size, **{k: {**summary(v), "min_ms": min(v)} for k, v in runs.items()}}
+    return {"size": size, **{k: summary(v) for k, v in runs.items()}}
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from ros_harness import (
     REPO,
     VISIBLE_FRAME,
     NodeProcess,
+    RosClient,
     client,
     compressed,
     domain_id,
@@ -28,6 +29,19 @@ from vision_msgs.msg import Detection2DArray
 
 TOPICS = {"ir_topic": "/thermal/image_raw", "visible_topic": "/camera/image_raw"}
 SAMPLE = REPO / "fusion_node" / "sample"
+
+
+def pair_publisher(ros: RosClient, ir8: np.ndarray, visible: np.ndarray) -> Callable[[], None]:
+    """Publishes the pair as raw images on TOPICS, one stamp per call."""
+    ir_pub = ros.publisher(Image, TOPICS["ir_topic"])
+    visible_pub = ros.publisher(Image, TOPICS["visible_topic"])
+
+    def publish() -> None:
+        stamp = ros.node.get_clock().now().nanoseconds
+        ir_pub.publish(image(ir8, "mono8", stamp, IR_FRAME))
+        visible_pub.publish(image(visible, "bgr8", stamp, VISIBLE_FRAME))
+
+    return publish
 
 
 def start(tmp_path: Path, offset: int, model: Path, **parameters: object) -> NodeProcess:
@@ -76,14 +90,7 @@ def test_untrained_detection_head_publishes_no_detections(
         with client(domain_id(2)) as ros:
             ros.subscribe(Image, f"{NODE}/fused")
             ros.subscribe(Detection2DArray, f"{NODE}/detections")
-            ir_pub = ros.publisher(Image, "/thermal/image_raw")
-            visible_pub = ros.publisher(Image, "/camera/image_raw")
-
-            def publish() -> None:
-                stamp = ros.node.get_clock().now().nanoseconds
-                ir_pub.publish(image(ir8, "mono8", stamp, IR_FRAME))
-                visible_pub.publish(image(visible, "bgr8", stamp, VISIBLE_FRAME))
-
+            publish = pair_publisher(ros, ir8, visible)
             ros.wait_for(f"{NODE}/fused", lambda m: True, publish=publish)
             assert ros.node.get_publishers_info_by_topic(f"{NODE}/fused")  # discovery has happened
             assert not ros.node.get_publishers_info_by_topic(f"{NODE}/detections")
@@ -101,14 +108,7 @@ def test_default_model_publishes_real_detections(tmp_path: Path) -> None:
         assert "model fusion_rt" in node.wait_for_line("ready:", timeout=60.0)
         with client(domain_id(0)) as ros:
             ros.subscribe(Detection2DArray, f"{NODE}/detections")
-            ir_pub = ros.publisher(Image, "/thermal/image_raw")
-            visible_pub = ros.publisher(Image, "/camera/image_raw")
-
-            def publish() -> None:
-                stamp = ros.node.get_clock().now().nanoseconds
-                ir_pub.publish(image(ir8, "mono8", stamp, IR_FRAME))
-                visible_pub.publish(image(visible, "bgr8", stamp, VISIBLE_FRAME))
-
+            publish = pair_publisher(ros, ir8, visible)
             msg = ros.wait_for(f"{NODE}/detections", lambda m: len(m.detections) > 0, 60.0, publish)
         assert msg.header.frame_id == VISIBLE_FRAME
         found = []
