@@ -109,13 +109,13 @@ def load_detector(
         raise ExportError(f"detector: {err}") from err
 
 
-def _store_float16(model: onnx.ModelProto) -> int:
+def _store_float16(model: onnx.ModelProto) -> None:
     """Store every float32 initializer that float16 holds exactly as float16 + a Cast to float32.
 
     The pretrained weights were float16 in their file, so this is lossless and halves the model;
-    ONNX Runtime folds the Casts at load, so inference is unchanged. Returns the bytes saved.
+    ONNX Runtime folds the Casts at load, so inference is unchanged.
     """
-    graph, saved, casts = model.graph, 0, []
+    graph, casts = model.graph, []
     for init in graph.initializer:
         if init.data_type != onnx.TensorProto.FLOAT:
             continue
@@ -126,11 +126,9 @@ def _store_float16(model: onnx.ModelProto) -> int:
         name = init.name
         init.CopyFrom(numpy_helper.from_array(half, f"{name}__f16"))
         casts.append(helper.make_node("Cast", [init.name], [name], to=onnx.TensorProto.FLOAT))
-        saved += values.nbytes // 2
     nodes = [*casts, *graph.node]  # Casts before every use: the node list stays topologically sorted
     del graph.node[:]
     graph.node.extend(nodes)
-    return saved
 
 
 def _synthetic_frame(size: tuple[int, int]) -> Frame:
