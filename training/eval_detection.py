@@ -27,7 +27,7 @@ from torch import nn
 from tqdm import tqdm
 
 from fusion_node import defaults
-from fusion_node.pipeline import Detection, FusionPipeline, PipelineConfig, PipelineError
+from fusion_node.pipeline import Detection, PipelineError
 from fusion_node.pipeline.visualize import labelled_tile, overlay, stack_rows
 from training.data import DataError, LLVIPDataset, M3FDDataset, MSRSDataset, PairDataset
 from training.export import DETECTOR_SIZE, SCORE_THRESHOLD, ExportError, export_onnx, load_detector
@@ -35,6 +35,7 @@ from training.metrics.detection import detection_map
 from training.metrics.errors import MetricsError
 from training.models.centernet import ROAD_CLASSES
 from training.paths import CENTERNET, SHARED_DATA
+from training.pipelines import pipelines_by_size
 
 # Dataset names → the road classes (COCO names); unmapped names (M3FD "Lamp") are dropped.
 NAME_MAP = {"People": "person"}  # M3FD; the other names match case-insensitively
@@ -112,17 +113,12 @@ Detect = Callable[[LabelledPair], tuple[np.ndarray, list[Detection]]]
 def pipeline_detector(model: Path, *, ir_as_visible: bool = False) -> Detect:
     """A model through FusionPipeline, each pair at its own size (rounded to the size divisor),
     with the graph's own score threshold (mAP needs the low-score tail) and the runtime's NMS."""
-    pipelines: dict[tuple[int, int], FusionPipeline] = {}
+    pipeline_for = pipelines_by_size(model, score_threshold=SCORE_THRESHOLD)
 
     def detect(pair: LabelledPair) -> tuple[np.ndarray, list[Detection]]:
-        height, width = pair.ir.shape
         visible = cv2.cvtColor(pair.ir, cv2.COLOR_GRAY2BGR) if ir_as_visible else pair.visible
         try:
-            size = (round(height / 32) * 32, round(width / 32) * 32)
-            if size not in pipelines:
-                config = PipelineConfig(model_path=model, input_size=size, score_threshold=SCORE_THRESHOLD)
-                pipelines[size] = FusionPipeline(config)
-            result = pipelines[size].process(pair.ir, visible)
+            result = pipeline_for(*pair.ir.shape).process(pair.ir, visible)
         except PipelineError as err:
             raise MetricsError(f"{model} on {pair.dataset} {pair.name}: {err}") from err
         return result.fused, result.detections

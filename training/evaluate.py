@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from fusion_node.pipeline import FusionPipeline, PipelineConfig, PipelineError
+from fusion_node.pipeline import PipelineError
 from fusion_node.pipeline.pair_files import ImagePair, find_pairs, list_images, read_pair
 from fusion_node.pipeline.visualize import labelled_tile, stack_rows
 from training import eval_detection
@@ -26,6 +26,7 @@ from training.export import ExportError, export_checkpoint
 from training.metrics.errors import MetricsError
 from training.metrics.fusion import LOWER_IS_BETTER, METRICS, fusion_metrics, read_gray, to_gray
 from training.paths import TNO
+from training.pipelines import pipelines_by_size
 
 SHEET_PAIRS = 3
 SHEET_BASELINES = 3
@@ -72,18 +73,7 @@ def model_fuser(model: Path) -> Fuser:
     not at the model's default input size: the metrics compare against full-resolution sources,
     and a down-and-up resize would cost SF/AG that the network did not lose.
     """
-    try:
-        default = FusionPipeline(PipelineConfig(model_path=model))
-    except PipelineError as err:
-        raise MetricsError(f"cannot load {model}: {err}") from err
-    divisor = default.info.size_divisor
-    pipelines = {tuple(default.input_size): default}
-
-    def pipeline_for(height: int, width: int) -> FusionPipeline:
-        size = (max(1, round(height / divisor)) * divisor, max(1, round(width / divisor)) * divisor)
-        if size not in pipelines:
-            pipelines[size] = FusionPipeline(PipelineConfig(model_path=model, input_size=size))
-        return pipelines[size]
+    pipeline_for = pipelines_by_size(model)
 
     def fuse(pair: ImagePair) -> np.ndarray:
         try:
