@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 import rclpy
+from rclpy.qos import QoSDurabilityPolicy, QoSProfile
 from ros_harness import (
     IR_FRAME,
     NODE,
@@ -25,7 +26,7 @@ from ros_harness import (
 )
 from sample_truth import best_match, sample_truth
 from sensor_msgs.msg import CompressedImage, Image
-from vision_msgs.msg import Detection2DArray
+from vision_msgs.msg import Detection2DArray, LabelInfo
 
 TOPICS = {"ir_topic": "/thermal/image_raw", "visible_topic": "/camera/image_raw"}
 SAMPLE = REPO / "fusion_node" / "sample"
@@ -108,8 +109,12 @@ def test_default_model_publishes_real_detections(tmp_path: Path) -> None:
         assert "model fusion_rt" in node.wait_for_line("ready:", timeout=60.0)
         with client(domain_id(0)) as ros:
             ros.subscribe(Detection2DArray, f"{NODE}/detections")
+            latched = QoSProfile(depth=1, durability=QoSDurabilityPolicy.TRANSIENT_LOCAL)
+            ros.subscribe(LabelInfo, f"{NODE}/label_info", latched)  # the names of the class ids
             publish = pair_publisher(ros, ir8, visible)
             msg = ros.wait_for(f"{NODE}/detections", lambda m: len(m.detections) > 0, 60.0, publish)
+            ros.wait_until(lambda: bool(ros.received[f"{NODE}/label_info"]), 10.0, "label info")
+            names = {c.class_id: c.class_name for c in ros.received[f"{NODE}/label_info"][-1].class_map}
         assert msg.header.frame_id == VISIBLE_FRAME
         found = []
         for det in msg.detections:
@@ -120,7 +125,7 @@ def test_default_model_publishes_real_detections(tmp_path: Path) -> None:
                 x + det.bbox.size_x / 2,
                 y + det.bbox.size_y / 2,
             )
-            found.append((det.results[0].hypothesis.class_id, box))
+            found.append((names[int(det.results[0].hypothesis.class_id)], box))
         assert best_match(found, truth) >= 0.5, found
         assert node.stop()[0] == 0
 
