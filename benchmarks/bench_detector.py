@@ -31,15 +31,15 @@ from training.models.centernet import (
     load_centernet,
 )
 from training.models.tfjs import PretrainedModelError
+from training.paths import CENTERNET
 
-MODEL = SHARED / "pretrained" / "human-models-3.0.4" / "centernet.json"
 FRAME = SHARED / "data" / "m3fd" / "vi" / "00000.png"
 RUNTIMES = ("torch", "torch_channels_last", "onnxruntime")
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="bench_detector", description=__doc__.split("\n")[0])
-    parser.add_argument("--model", type=Path, default=MODEL, help="centernet.json (with its .bin)")
+    parser.add_argument("--model", type=Path, default=CENTERNET, help="centernet.json (with its .bin)")
     parser.add_argument("--frame", type=Path, default=FRAME, help="a visible image")
     parser.add_argument("--sizes", type=int, nargs="+", default=[512, 416, 320], help="square input sides")
     parser.add_argument("--threads", type=int, default=2, help="intra-op threads of both runtimes")
@@ -67,8 +67,7 @@ def bench_size(
     session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
     ort_ms, _ = time_calls(lambda _: session.run(None, {"images": x.numpy()}), args.iterations, args.warmup)
     runs = {"torch": torch_ms, "torch_channels_last": torch_cl_ms, "onnxruntime": ort_ms}
-    # min beside p50/p95: on a shared machine the fastest call is the least disturbed one.
-    return {"size": size, **{k: {**summary(v), "min_ms": min(v)} for k, v in runs.items()}}
+    return {"size": size, **{k: summary(v) for k, v in runs.items()}}
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:

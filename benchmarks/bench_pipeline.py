@@ -3,7 +3,9 @@
 Here, in a source checkout, on the shared MSRS samples by default, and, when torch and the anchor
 folder exist, in the same run (same frames, machine and thread count): the official BDLFusion fusion
 network (Fusion_Network_IJ) in torch eager and in ONNX Runtime, and the speed ratio. Speed claims are
-such ratios, never absolute numbers across runs.
+such ratios, never absolute numbers across runs. The graph's own split: the whole model against its
+fusion part alone (the subgraph up to the `fused` output, cut out with onnx.utils.extract_model), both
+in ONNX Runtime on the same frames, gives the detector's share of the inference time.
 
 usage: python benchmarks/bench_pipeline.py [--model M] [--frames DIR] [--iterations N] [--json]
 """
@@ -24,6 +26,7 @@ import numpy as np
 from fusion_node import bench
 from fusion_node.bench import FramePair, summary, time_calls
 from fusion_node.pipeline import PipelineError
+from fusion_node.pipeline.model import default_model_path
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT / ".." / "shared"
@@ -74,6 +77,42 @@ def bench_anchor(anchor: Path, frames: list[FramePair], *, threads: int, iterati
     return {"torch_eager": summary(eager), "onnxruntime": summary(onnx_ms)}
 
 
+def bench_graph_split(model: Path | None, frames: list[FramePair], *, threads: int, iterations: int) -> dict:
+    """p50/p95 of the whole graph and of its fusion part (inputs -> `fused`) in ONNX Runtime, and the
+    share of the rest (the detector, and the segmentation branch when the model has one)."""
+    import onnx.utils
+    import onnxruntime as ort
+
+    path = model or default_model_path()
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    feeds = [
+        {"ir": ir[None, None], "visible": np.ascontiguousarray(vi.transpose(2, 0, 1)[None])}
+        for ir, vi in frames
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        fusion_path = Path(tmp) / "fusion_only.onnx"
+        onnx.utils.extract_model(str(path), str(fusion_path), ["ir", "visible"], ["fused"])
+        timings = {}
+        for name, graph in (("whole graph", path), ("fusion part", fusion_path)):
+            session = ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
+            run = session.run  # bound now: the lambda below runs in this iteration only
+            ms, _ = time_calls(lambda i, run=run: run(None, feeds[i % len(feeds)]), iterations, warmup=3)
+            timings[name] = summary(ms)
+    whole, fusion = timings["whole graph"]["p50_ms"], timings["fusion part"]["p50_ms"]
+    return {**timings, "detector_share": (whole - fusion) / whole}
+
+
+def split_table(split: dict[str, Any]) -> list[str]:
+    """The graph-split lines under fusion_node.bench's table."""
+    lines = [f"The graph alone in ONNX Runtime, same frames and threads ({'min ms':>8} too):"]
+    for name in ("whole graph", "fusion part"):
+        s = split[name]
+        lines.append(f"{'  ' + name:<28}{s['p50_ms']:>10.2f}{s['p95_ms']:>10.2f}{s['min_ms']:>10.2f}")
+    lines.append(f"detector's share of the graph (p50): {100 * split['detector_share']:.0f} %")
+    return lines
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="bench_pipeline", description=__doc__.split("\n")[0])
     bench.add_arguments(parser, frames=default_frames())
@@ -86,14 +125,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    """The whole benchmark as one JSON-ready dict: fusion_node.bench's, plus "anchor"."""
+    """The whole benchmark as one JSON-ready dict: fusion_node.bench's, plus "graph_split" and "anchor"."""
     out = bench.run(args)
+    frames = bench.load_frames(args.frames)
+    out["graph_split"] = bench_graph_split(
+        args.model, frames, threads=args.threads, iterations=args.iterations
+    )
     if args.no_anchor:
         out["anchor"] = "skipped (--no-anchor)"
     elif importlib.util.find_spec("torch") is None or not args.anchor.is_dir():
         out["anchor"] = f"skipped (needs torch and {args.anchor})"
     else:
-        frames = bench.load_frames(args.frames)
         anchor = bench_anchor(args.anchor, frames, threads=args.threads, iterations=args.anchor_iterations)
         ours_ms = out["ours"]["stages"]["total"]["p50_ms"]
         anchor["speedup_vs_torch"] = anchor["torch_eager"]["p50_ms"] / ours_ms
@@ -125,7 +167,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (bench.BenchError, PipelineError) as err:
         print(f"ERROR: {err}", file=sys.stderr)
         return 1
-    print(bench.render(out, bench.table(out) + anchor_table(out["anchor"]), as_json=args.json))
+    print(
+        bench.render(
+            out,
+            bench.table(out) + split_table(out["graph_split"]) + anchor_table(out["anchor"]),
+            as_json=args.json,
+        )
+    )
     return 0
 
 

@@ -18,17 +18,19 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from fusion_node.pipeline import FusionPipeline, PipelineConfig, PipelineError
+from fusion_node.pipeline import PipelineError
 from fusion_node.pipeline.pair_files import ImagePair, find_pairs, list_images, read_pair
+from fusion_node.pipeline.visualize import labelled_tile, stack_rows
+from training import eval_detection
 from training.export import ExportError, export_checkpoint
 from training.metrics.errors import MetricsError
 from training.metrics.fusion import LOWER_IS_BETTER, METRICS, fusion_metrics, read_gray, to_gray
 from training.paths import TNO
+from training.pipelines import pipelines_by_size
 
 SHEET_PAIRS = 3
 SHEET_BASELINES = 3
 SHEET_TILE_HEIGHT = 192
-SHEET_LABEL_HEIGHT = 24
 
 Fuser = Callable[[ImagePair], np.ndarray]
 """Makes (or loads) the fused image of one pair: uint8 BGR H×W×3 or gray H×W."""
@@ -71,18 +73,7 @@ def model_fuser(model: Path) -> Fuser:
     not at the model's default input size: the metrics compare against full-resolution sources,
     and a down-and-up resize would cost SF/AG that the network did not lose.
     """
-    try:
-        default = FusionPipeline(PipelineConfig(model_path=model))
-    except PipelineError as err:
-        raise MetricsError(f"cannot load {model}: {err}") from err
-    divisor = default.info.size_divisor
-    pipelines = {tuple(default.input_size): default}
-
-    def pipeline_for(height: int, width: int) -> FusionPipeline:
-        size = (max(1, round(height / divisor)) * divisor, max(1, round(width / divisor)) * divisor)
-        if size not in pipelines:
-            pipelines[size] = FusionPipeline(PipelineConfig(model_path=model, input_size=size))
-        return pipelines[size]
+    pipeline_for = pipelines_by_size(model)
 
     def fuse(pair: ImagePair) -> np.ndarray:
         try:
@@ -189,35 +180,24 @@ def markdown_table(
     return "\n".join(lines) + "\n"
 
 
-def _tile(image: np.ndarray, label: str) -> np.ndarray:
-    bgr = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.ndim == 2 else image
-    width = round(bgr.shape[1] * SHEET_TILE_HEIGHT / bgr.shape[0])
-    tile = cv2.resize(bgr, (width, SHEET_TILE_HEIGHT), interpolation=cv2.INTER_AREA)
-    band = np.full((SHEET_LABEL_HEIGHT, width, 3), 255, np.uint8)
-    cv2.putText(
-        band, label, (4, SHEET_LABEL_HEIGHT - 7), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA
-    )
-    return np.vstack([band, tile])
-
-
 def contact_sheet(pairs: Sequence[ImagePair], methods: dict[str, Fuser]) -> np.ndarray:
     """Rows of labelled tiles IR | VIS | each method, one row per pair; rows padded to one width."""
     rows = []
     for pair in pairs:
-        tiles = [_tile(_read_bgr(pair.ir), f"IR {pair.name}"), _tile(_read_bgr(pair.visible), "VIS")]
-        tiles += [_tile(fuse(pair), method) for method, fuse in methods.items()]
+        images = {f"IR {pair.name}": _read_bgr(pair.ir), "VIS": _read_bgr(pair.visible)}
+        images.update((method, fuse(pair)) for method, fuse in methods.items())
+        tiles = [labelled_tile(image, label, SHEET_TILE_HEIGHT) for label, image in images.items()]
         rows.append(np.hstack(tiles))
-    width = max(r.shape[1] for r in rows)
-    return np.vstack(
-        [
-            cv2.copyMakeBorder(r, 0, 0, 0, width - r.shape[1], cv2.BORDER_CONSTANT, value=(255, 255, 255))
-            for r in rows
-        ]
-    )
+    return stack_rows(rows)
 
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="fusion-eval", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--task", choices=("fusion", "detection"), default="fusion",
+        help="fusion: metrics vs baselines on --data; detection: the detector on the labelled pairs "
+        "(training/eval_detection.py; needs --model)",
+    )  # fmt: skip
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--model", type=Path, help="exported ONNX model (run through FusionPipeline)")
     source.add_argument("--checkpoint", type=Path, help="training checkpoint, exported to a temp ONNX")
@@ -226,7 +206,7 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--data", type=Path, default=TNO, help="folder with ir/ and vi/ (default: TNO)")
     parser.add_argument("--baselines", type=Path, help="folder of <method>/NAME.* (default: DATA/baselines)")
-    parser.add_argument("--out", type=Path, default=Path("runs/eval_tno"), help="output folder")
+    parser.add_argument("--out", type=Path, help="default: runs/eval_TASK")
     parser.add_argument("--name", default="ours", help="row name of the evaluated method")
     parser.add_argument(
         "--compare",
@@ -236,7 +216,12 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="another exported ONNX model evaluated beside ours, e.g. an ablation (repeatable)",
     )
     parser.add_argument("--limit", type=int, help="evaluate only the first N pairs (quick checks)")
-    return parser.parse_args(argv)
+    eval_detection.add_arguments(parser)
+    args = parser.parse_args(argv)
+    if args.task == "detection" and args.model is None:
+        parser.error("--task detection needs --model (an exported ONNX model)")
+    args.out = args.out or Path(f"runs/eval_{'tno' if args.task == 'fusion' else 'detection'}")
+    return args
 
 
 def run(args: argparse.Namespace) -> Path:
@@ -283,12 +268,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``fusion-eval`` entry point; errors print ``ERROR: ...`` and exit 1."""
     args = _parse_args(argv)
     try:
-        table = run(args)
+        if args.task == "detection":
+            size, limit = args.detector_size, args.limit
+            table = eval_detection.run(args.model, args.out, detector_size=size, limit=limit)
+        else:
+            table = run(args)
     except MetricsError as err:
         print(f"ERROR: {err}", file=sys.stderr)
         return 1
     print(table.read_text())
-    print(f"wrote {args.out}/metrics.md, metrics.csv, contact_sheet.png")
+    print(f"wrote {', '.join(str(p) for p in sorted(args.out.iterdir()))}")
     return 0
 
 

@@ -1,8 +1,10 @@
 """ONNX export of the inference graph (uint8 IR + BGR in; fused image, detections, segmentation out).
 
-The graph and its metadata follow docs/model_contract.md. Steps (timm utils/onnx.py, ultralytics
-exporter): dry run, ``torch.onnx.export`` (TorchScript exporter, for the NMS symbolic) with named
-dynamic axes, ``onnx.checker`` full check, metadata_props, ONNX Runtime parity against PyTorch.
+The graph (training/models/inference.py) is fusion → the pretrained CenterNet on the fused image
+(+ the segmentation head when trained); it and its metadata follow docs/model_contract.md. Steps
+(timm utils/onnx.py, ultralytics exporter): dry run, ``torch.onnx.export`` (TorchScript exporter)
+with named dynamic axes, the detector's weights stored as float16 (as the pretrained file has
+them: exact), ``onnx.checker`` full check, metadata_props, ONNX Runtime parity against PyTorch.
 """
 
 from __future__ import annotations
@@ -13,13 +15,14 @@ import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import cv2
 import numpy as np
 import onnx
 import onnxruntime as ort
 import torch
+from onnx import helper, numpy_helper
 from torch import nn
 
 from fusion_node.pipeline import ModelError, ModelInfo, PipelineError
@@ -31,21 +34,25 @@ from fusion_node.pipeline.model import (
     graph_metadata,
 )
 from fusion_node.pipeline.pair_files import find_pairs, read_pair
-from training.models.color import bgr_to_ycrcb, ycrcb_to_bgr
-from training.models.decode import decode_detections
+from training.models.centernet import ROAD_CLASSES, TOP_K, CenterNet
 from training.models.errors import ModelConfigError
 from training.models.fusion import FusionNetConfig, build_fusion_net
+from training.models.inference import FusedImageDetector, InferenceGraph, detector_input_size
 from training.models.semantic import SemanticNet, SemanticNetConfig
-from training.paths import REPO_ROOT, TNO
+from training.paths import CENTERNET, REPO_ROOT, TNO
 
 INPUTS, OUTPUTS = list(CONTRACT_INPUTS), list(CONTRACT_OUTPUTS)  # the runtime's contract, in its order
 INPUT_SIZE = (480, 640)  # (height, width) the graph's metadata names as default
+DETECTOR_SIZE = 512  # the detector input's longer side (upstream trained and evaluated at 512²)
 OPSET = 17
-MAX_DETECTIONS = 100
-# The graph's own filters: permissive, the runtime applies its stricter thresholds on top.
+MAX_DETECTIONS = TOP_K
+# The graph's own filter: permissive, the runtime applies its stricter threshold on top.
 SCORE_THRESHOLD = 0.05
-NMS_IOU_THRESHOLD = 0.6
+# The graph does no IoU NMS (CenterNet's max-pool peaks are its NMS): IoU > 1 suppresses nothing.
+NMS_IOU_THRESHOLD = 1.0
 MIN_SEG_AGREEMENT = 0.999
+# Keys the graph itself decides, so they cannot disagree with it (the caller gives the others).
+_GRAPH_KEYS = ("class_names", "detection_trained", "segmentation_trained")
 Frame = tuple[np.ndarray, np.ndarray]  # (ir uint8 H×W, visible uint8 H×W×3 BGR)
 
 
@@ -53,57 +60,34 @@ class ExportError(RuntimeError):
     """The export cannot produce a model that honours the contract (message says what and how to fix)."""
 
 
-class InferenceGraph(nn.Module):
-    """uint8 ``ir`` [N,1,H,W] + uint8 BGR ``visible`` [N,3,H,W] -> the contract's six outputs."""
-
-    def __init__(
-        self,
-        fusion: nn.Module,
-        semantic: SemanticNet,
-        *,
-        score_threshold: float = SCORE_THRESHOLD,
-        nms_iou_threshold: float = NMS_IOU_THRESHOLD,
-        max_detections: int = MAX_DETECTIONS,
-    ) -> None:
-        super().__init__()
-        self.fusion = fusion
-        self.semantic = semantic
-        self.score_threshold = score_threshold
-        self.nms_iou_threshold = nms_iou_threshold
-        self.max_detections = max_detections
-
-    def forward(self, ir: torch.Tensor, visible: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        ycrcb = bgr_to_ycrcb(visible.float() / 255.0)  # [N, 3, H, W]
-        fused_y = self.fusion(ir.float() / 255.0, ycrcb[:, :1])  # [N, 1, H, W]
-        bgr = ycrcb_to_bgr(torch.cat([fused_y, ycrcb[:, 1:]], dim=1))
-        fused = (bgr * 255.0).round().clamp(0, 255).to(torch.uint8)  # [N, 3, H, W]
-        # The semantic net sees exactly what the uint8 output represents, so torch and ORT agree.
-        out = self.semantic(fused.float() / 255.0)
-        boxes, scores, classes, num = decode_detections(
-            out,
-            self.semantic.strides,
-            score_threshold=self.score_threshold,
-            nms_iou_threshold=self.nms_iou_threshold,
-            max_detections=self.max_detections,
-        )
-        seg = cast(torch.Tensor, out["seg"])  # [N, S, H, W] logits
-        return fused, boxes, scores, classes, num, seg.argmax(1).to(torch.uint8)
-
-
 def _metadata(
     graph: InferenceGraph, caller: dict[str, str], input_size: tuple[int, int], out_path: Path
 ) -> dict[str, str]:
     """The caller's keys plus the graph's, checked by the runtime's own parser before export."""
-    missing = [k for k in CALLER_KEYS if k not in caller]
-    if missing:
-        raise ExportError(f"metadata lacks {missing}: pass every key of docs/model_contract.md's table")
+    required = [k for k in CALLER_KEYS if k not in _GRAPH_KEYS]
+    missing = [k for k in required if k not in caller]
+    extra = [k for k in _GRAPH_KEYS if k in caller]
+    if missing or extra:
+        raise ExportError(
+            f"metadata lacks {missing} / sets {extra}: pass exactly {required} "
+            f"(the graph sets {list(_GRAPH_KEYS)})"
+        )
+    detector = graph.detector.detector
+    det_h, det_w = graph.detector.size
     props = {
         **caller,
+        "description": (
+            f"{caller['description']}; detector: pretrained COCO CenterNet-MobileNetV3 (frozen, "
+            f"docs/detector.md) on the fused image at {det_h}×{det_w}"
+        ),
+        "class_names": json.dumps(list(detector.classes)),
+        "detection_trained": "true",  # pretrained: docs/detector.md
+        "segmentation_trained": json.dumps(graph.segmenter is not None),
         **graph_metadata(
             input_size=input_size,
-            max_detections=graph.max_detections,
-            score_threshold=graph.score_threshold,
-            nms_iou_threshold=graph.nms_iou_threshold,
+            max_detections=detector.top_k,
+            score_threshold=graph.detector.score_threshold,
+            nms_iou_threshold=NMS_IOU_THRESHOLD,
         ),
     }
     try:
@@ -111,6 +95,40 @@ def _metadata(
     except ModelError as err:
         raise ExportError(f"the runtime would refuse this metadata: {err}") from err
     return props
+
+
+def load_detector(
+    path: Path = CENTERNET, classes: Sequence[str] = ROAD_CLASSES, max_detections: int = MAX_DETECTIONS
+) -> CenterNet:
+    """The pretrained CenterNet (frozen, eval mode) decoding ``classes``; ExportError if unusable."""
+    if max_detections < 1:
+        raise ExportError(f"max_detections {max_detections} must be at least 1, e.g. {MAX_DETECTIONS}")
+    try:
+        return CenterNet(classes, top_k=max_detections).load_tfjs(path).eval().requires_grad_(False)
+    except ModelConfigError as err:  # PretrainedModelError included
+        raise ExportError(f"detector: {err}") from err
+
+
+def _store_float16(model: onnx.ModelProto) -> None:
+    """Store every float32 initializer that float16 holds exactly as float16 + a Cast to float32.
+
+    The pretrained weights were float16 in their file, so this is lossless and halves the model;
+    ONNX Runtime folds the Casts at load, so inference is unchanged.
+    """
+    graph, casts = model.graph, []
+    for init in graph.initializer:
+        if init.data_type != onnx.TensorProto.FLOAT:
+            continue
+        values = numpy_helper.to_array(init)
+        half = values.astype(np.float16)
+        if values.size < 16 or not np.array_equal(half.astype(np.float32), values):
+            continue
+        name = init.name
+        init.CopyFrom(numpy_helper.from_array(half, f"{name}__f16"))
+        casts.append(helper.make_node("Cast", [init.name], [name], to=onnx.TensorProto.FLOAT))
+    nodes = [*casts, *graph.node]  # Casts before every use: the node list stays topologically sorted
+    del graph.node[:]
+    graph.node.extend(nodes)
 
 
 def _synthetic_frame(size: tuple[int, int]) -> Frame:
@@ -124,34 +142,36 @@ def _synthetic_frame(size: tuple[int, int]) -> Frame:
 
 def export_onnx(
     fusion: nn.Module,
-    semantic: SemanticNet,
+    detector: CenterNet,
     out_path: str | Path,
     *,
     metadata: dict[str, str],
+    segmenter: SemanticNet | None = None,
     input_size: tuple[int, int] = INPUT_SIZE,
+    detector_size: int = DETECTOR_SIZE,
     opset: int = OPSET,
-    max_detections: int = MAX_DETECTIONS,
     score_threshold: float = SCORE_THRESHOLD,
-    nms_iou_threshold: float = NMS_IOU_THRESHOLD,
     frames: Sequence[Frame] | None = None,
 ) -> tuple[Path, dict[str, Any]]:
     """Export the inference graph to ``out_path``, verify it, return (path, parity report).
 
-    ``metadata`` holds the caller's keys (model.CALLER_KEYS: class names as JSON lists, flags as
-    true/false); the graph-derived ones are added here. Parity runs on ``frames`` (default: one
-    synthetic pair); ExportError on any failure.
+    ``detector`` (``load_detector``) runs on the fused image resized to ``detector_size`` on its
+    longer side (aspect of ``input_size`` kept); ``segmenter`` is a trained semantic net or None
+    (segmentation output zeros, ``segmentation_trained`` false). ``metadata`` holds the caller's
+    keys: model_name, seg_class_names (JSON list), description; the rest come from the graph.
+    Parity runs on ``frames`` (default: one synthetic pair); ExportError on any failure.
     """
     h, w = input_size
     if h % SIZE_DIVISOR or w % SIZE_DIVISOR:
         raise ExportError(
             f"input size {input_size} is not a multiple of {SIZE_DIVISOR}: pick e.g. (480, 640)"
         )
+    try:
+        det_size = detector_input_size(input_size, detector_size)
+    except ModelConfigError as err:
+        raise ExportError(f"--detector-size {detector_size}: {err}") from err
     graph = InferenceGraph(
-        fusion,
-        semantic,
-        score_threshold=score_threshold,
-        nms_iou_threshold=nms_iou_threshold,
-        max_detections=max_detections,
+        fusion, FusedImageDetector(detector, det_size, score_threshold=score_threshold), segmenter
     ).eval()
     out_path = Path(out_path)
     props = _metadata(graph, metadata, input_size, out_path)
@@ -160,8 +180,10 @@ def export_onnx(
     out_path.parent.mkdir(parents=True, exist_ok=True)
     try:
         with torch.no_grad(), warnings.catch_warnings():
-            # The NMS Function's eager body is traced but replaced by its symbolic: its warnings are noise.
+            # Shape arithmetic on traced sizes warns about constants; the dynamic-size test checks it.
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            # The detector's explicit pads with a dynamic batch: harmless (docs/detector.md).
+            warnings.filterwarnings("ignore", "Constant folding - Only steps=1", UserWarning)
             graph(ir, visible)  # dry run: fails here, with a torch trace, rather than inside the exporter
             image = {0: "N", 2: "H", 3: "W"}
             torch.onnx.export(
@@ -184,6 +206,7 @@ def export_onnx(
                 },
             )
         model = onnx.load(str(out_path))
+        _store_float16(model)
         onnx.checker.check_model(model, full_check=True)
     except (RuntimeError, onnx.checker.ValidationError) as err:
         raise ExportError(f"exporting {out_path} failed: {err}") from err
@@ -213,17 +236,13 @@ def _match_detections(a: tuple[np.ndarray, ...], b: tuple[np.ndarray, ...]) -> b
 def check_parity(onnx_path: str | Path, graph: InferenceGraph, frames: Sequence[Frame]) -> dict[str, Any]:
     """Run ``frames`` (resized to the model's input size) through ORT and PyTorch and compare.
 
-    Detection parity is enforced only when the model's ``detection_trained`` is true: an untrained
-    head's near-equal scores make NMS choices arbitrary, and the runtime does not publish them.
-
     Returns:
         {"frames", "fused_max_abs_diff", "detections_torch", "detections_onnx", "detections_match",
-        "detections_enforced", "segmentation_agreement"}; raises ExportError when out of tolerance.
+        "segmentation_agreement"}; raises ExportError when out of tolerance.
     """
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     info = ModelInfo.from_metadata(session.get_modelmeta().custom_metadata_map, Path(onnx_path))
     size = info.input_size[::-1]  # (width, height) for cv2.resize
-    enforce_det = info.detection_trained
     fused_diff, det_torch, det_onnx, seg_equal, seg_total, det_match = 0, 0, 0, 0, 0, True
     for ir_img, vis_img in frames:
         ir = cv2.resize(ir_img, size, interpolation=cv2.INTER_AREA)[None, None]
@@ -245,13 +264,12 @@ def check_parity(onnx_path: str | Path, graph: InferenceGraph, frames: Sequence[
         "detections_torch": det_torch,
         "detections_onnx": det_onnx,
         "detections_match": det_match,
-        "detections_enforced": enforce_det,
         "segmentation_agreement": seg_equal / max(seg_total, 1),
     }
     problems = []
     if fused_diff > 1:
         problems.append(f"fused image differs by {fused_diff} grey levels (limit 1)")
-    if enforce_det and not det_match:
+    if not det_match:
         problems.append(f"detections differ (torch {det_torch}, onnx {det_onnx})")
     if report["segmentation_agreement"] < MIN_SEG_AGREEMENT:
         problems.append(
@@ -269,15 +287,13 @@ def _section(config: dict[str, Any], name: str) -> dict[str, Any]:
     return dict(section)
 
 
-def load_checkpoint_models(path: str | Path) -> tuple[nn.Module, SemanticNet, dict[str, Any]]:
-    """Build the fusion and semantic nets from a training checkpoint.
+def load_checkpoint_models(path: str | Path) -> tuple[nn.Module, SemanticNet | None, dict[str, Any]]:
+    """Build the fusion net, and the semantic net when its segmentation head was trained.
 
-    A checkpoint without semantic weights yields an untrained semantic net of the configured size,
-    and ``meta`` marks its heads untrained (from ``ckpt["trained"]``).
+    The semantic net's detection head is not used: the pretrained detector replaces it.
 
     Returns:
-        (fusion, semantic, meta) with meta keys class_names, seg_class_names, detection_trained,
-        segmentation_trained, description.
+        (fusion, segmenter or None, meta) with meta keys seg_class_names, description.
     """
     path = Path(path)
     try:
@@ -294,36 +310,31 @@ def load_checkpoint_models(path: str | Path) -> tuple[nn.Module, SemanticNet, di
             raise ExportError(
                 f"{path}: semantic_net.{key}={sem_section[key]} but there are {len(names)} names"
             )
+    seg_trained = models.get("semantic") is not None and bool(ckpt.get("trained", {}).get("segmentation"))
     try:
         fusion = build_fusion_net(FusionNetConfig(**_section(config, "fusion_net")))
-        semantic = SemanticNet(SemanticNetConfig(**sem_section))
         fusion.load_state_dict(models["fusion"])
-        if models.get("semantic") is not None:
-            semantic.load_state_dict(models["semantic"])
+        segmenter = None
+        if seg_trained:
+            segmenter = SemanticNet(SemanticNetConfig(**sem_section))
+            segmenter.load_state_dict(models["semantic"])
+            segmenter.eval()
     except (ModelConfigError, TypeError, RuntimeError) as err:
         raise ExportError(f"{path}: the config does not build the saved networks: {err}") from err
-    trained = ckpt.get("trained", {}) if models.get("semantic") is not None else {}
-    meta = {
-        "class_names": class_names,
-        "seg_class_names": seg_class_names,
-        "detection_trained": bool(trained.get("detection", False)),
-        "segmentation_trained": bool(trained.get("segmentation", False)),
-        "description": _describe(ckpt, trained),
-    }
-    return fusion.eval(), semantic.eval(), meta
+    meta = {"seg_class_names": seg_class_names, "description": _describe(ckpt, seg_trained)}
+    return fusion.eval(), segmenter, meta
 
 
-def _describe(ckpt: dict[str, Any], trained: dict[str, bool]) -> str:
-    """One line for logs and model cards: architecture, training mode, data, steps, heads."""
+def _describe(ckpt: dict[str, Any], seg_trained: bool) -> str:
+    """One line for logs and model cards: architecture, training mode, data, steps, segmentation."""
     config = ckpt.get("config", {})
     bilevel = config.get("bilevel", {})
     data = [spec.get("root", "?") for spec in config.get("data", {}).get("fusion_train", [])]
-    untrained = [head for head in ("detection", "segmentation") if not trained.get(head, False)]
-    heads = f"{' and '.join(untrained)} head(s) NOT trained" if untrained else "all heads trained"
     return (
         f"fusion net {config.get('fusion_net', {}).get('arch', '?')}, "
         f"{bilevel.get('mode', '?')}/{bilevel.get('aggregation', '?')} training, "
-        f"{ckpt.get('step', '?')} steps on {', '.join(data) or '?'}; {heads}; "
+        f"{ckpt.get('step', '?')} steps on {', '.join(data) or '?'}; "
+        f"segmentation head {'trained' if seg_trained else 'NOT trained'}; "
         f"val metrics {json.dumps({k: round(float(v), 4) for k, v in ckpt.get('metrics', {}).items()})}"
     )
 
@@ -341,49 +352,58 @@ def export_checkpoint(
     out: Path,
     *,
     input_size: tuple[int, int] = INPUT_SIZE,
+    detector_path: Path = CENTERNET,
+    detector_size: int = DETECTOR_SIZE,
+    classes: Sequence[str] = ROAD_CLASSES,
     max_detections: int = MAX_DETECTIONS,
     score_threshold: float = SCORE_THRESHOLD,
-    nms_iou_threshold: float = NMS_IOU_THRESHOLD,
     check_dir: Path | None = None,
 ) -> tuple[Path, dict[str, Any]]:
-    """A training checkpoint -> contract ONNX at ``out``, parity checked on ``check_dir``'s pairs
-    (default: TNO when present, else a synthetic pair); returns (path, parity report).
+    """A training checkpoint + the pretrained detector -> contract ONNX at ``out``, parity checked
+    on ``check_dir``'s pairs (default: TNO when present, else a synthetic pair).
+
+    Returns:
+        (path, parity report).
 
     Raises:
-        ExportError: the checkpoint, the check folder or the export is unusable.
+        ExportError: the checkpoint, the detector files or options, the check folder or the export
+            is unusable.
     """
-    fusion, semantic, meta = load_checkpoint_models(checkpoint)
+    fusion, segmenter, meta = load_checkpoint_models(checkpoint)
+    detector = load_detector(detector_path, classes, max_detections)
     check_dir = check_dir or (TNO if TNO.is_dir() else None)
     metadata = {
         "model_name": out.stem,
-        "class_names": json.dumps(meta["class_names"]),
         "seg_class_names": json.dumps(meta["seg_class_names"]),
-        "detection_trained": json.dumps(meta["detection_trained"]),
-        "segmentation_trained": json.dumps(meta["segmentation_trained"]),
         "description": meta["description"],
     }
     return export_onnx(
         fusion,
-        semantic,
+        detector,
         out,
         metadata=metadata,
+        segmenter=segmenter,
         input_size=input_size,
-        max_detections=max_detections,
+        detector_size=detector_size,
         score_threshold=score_threshold,
-        nms_iou_threshold=nms_iou_threshold,
         frames=_read_frames(check_dir) if check_dir else None,
     )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``fusion-export``: checkpoint -> contract ONNX, with ONNX Runtime parity on real frames."""
-    parser = argparse.ArgumentParser(prog="fusion-export", description=__doc__)
+    """``fusion-export``: checkpoint + pretrained detector -> contract ONNX, ORT parity on real frames."""
+    parser = argparse.ArgumentParser(prog="fusion-export", description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", required=True, type=Path)
     parser.add_argument("--out", default=REPO_ROOT / "models" / "fusion_rt.onnx", type=Path)
     parser.add_argument("--input-size", nargs=2, type=int, default=INPUT_SIZE, metavar=("H", "W"))
+    parser.add_argument("--detector", default=CENTERNET, type=Path, help="the pretrained centernet.json")
+    parser.add_argument(
+        "--detector-size", type=int, default=DETECTOR_SIZE,
+        help="longer side of the detector's input, a multiple of 32 (e.g. 320, 416, 512); aspect kept",
+    )  # fmt: skip
+    parser.add_argument("--classes", nargs="+", default=list(ROAD_CLASSES), help="COCO class names to detect")
     parser.add_argument("--max-detections", type=int, default=MAX_DETECTIONS)
     parser.add_argument("--score-threshold", type=float, default=SCORE_THRESHOLD)
-    parser.add_argument("--nms-iou-threshold", type=float, default=NMS_IOU_THRESHOLD)
     parser.add_argument(
         "--check", type=Path, help="dataset folder of pairs for parity (default: TNO if present)"
     )
@@ -393,9 +413,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.checkpoint,
             args.out,
             input_size=tuple(args.input_size),
+            detector_path=args.detector,
+            detector_size=args.detector_size,
+            classes=args.classes,
             max_detections=args.max_detections,
             score_threshold=args.score_threshold,
-            nms_iou_threshold=args.nms_iou_threshold,
             check_dir=args.check,
         )
     except ExportError as err:

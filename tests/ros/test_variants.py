@@ -1,28 +1,48 @@
-"""Node variants over real DDS: compressed transport, an untrained head, a missing model, silence."""
+"""Node variants over real DDS: compressed transport, an untrained head, a missing model, silence,
+and the shipped default model's real detections."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import rclpy
+from rclpy.qos import QoSDurabilityPolicy, QoSProfile
 from ros_harness import (
     IR_FRAME,
     NODE,
+    REPO,
     VISIBLE_FRAME,
     NodeProcess,
+    RosClient,
     client,
     compressed,
     domain_id,
     image,
     real_pair,
 )
+from sample_truth import best_match, sample_truth
 from sensor_msgs.msg import CompressedImage, Image
-from vision_msgs.msg import Detection2DArray
+from vision_msgs.msg import Detection2DArray, LabelInfo
 
 TOPICS = {"ir_topic": "/thermal/image_raw", "visible_topic": "/camera/image_raw"}
+SAMPLE = REPO / "fusion_node" / "sample"
+
+
+def pair_publisher(ros: RosClient, ir8: np.ndarray, visible: np.ndarray) -> Callable[[], None]:
+    """Publishes the pair as raw images on TOPICS, one stamp per call."""
+    ir_pub = ros.publisher(Image, TOPICS["ir_topic"])
+    visible_pub = ros.publisher(Image, TOPICS["visible_topic"])
+
+    def publish() -> None:
+        stamp = ros.node.get_clock().now().nanoseconds
+        ir_pub.publish(image(ir8, "mono8", stamp, IR_FRAME))
+        visible_pub.publish(image(visible, "bgr8", stamp, VISIBLE_FRAME))
+
+    return publish
 
 
 def start(tmp_path: Path, offset: int, model: Path, **parameters: object) -> NodeProcess:
@@ -71,18 +91,42 @@ def test_untrained_detection_head_publishes_no_detections(
         with client(domain_id(2)) as ros:
             ros.subscribe(Image, f"{NODE}/fused")
             ros.subscribe(Detection2DArray, f"{NODE}/detections")
-            ir_pub = ros.publisher(Image, "/thermal/image_raw")
-            visible_pub = ros.publisher(Image, "/camera/image_raw")
-
-            def publish() -> None:
-                stamp = ros.node.get_clock().now().nanoseconds
-                ir_pub.publish(image(ir8, "mono8", stamp, IR_FRAME))
-                visible_pub.publish(image(visible, "bgr8", stamp, VISIBLE_FRAME))
-
+            publish = pair_publisher(ros, ir8, visible)
             ros.wait_for(f"{NODE}/fused", lambda m: True, publish=publish)
             assert ros.node.get_publishers_info_by_topic(f"{NODE}/fused")  # discovery has happened
             assert not ros.node.get_publishers_info_by_topic(f"{NODE}/detections")
             assert not ros.received[f"{NODE}/detections"]
+        assert node.stop()[0] == 0
+
+
+@pytest.mark.skipif(not (REPO / "models" / "fusion_rt.onnx").is_file(), reason="no default model in models/")
+def test_default_model_publishes_real_detections(tmp_path: Path) -> None:
+    """model_path empty = the shipped model: the bundled pair's pedestrian comes back as a person box."""
+    truth = sample_truth("00036N")
+    ir8 = cv2.imread(str(SAMPLE / "ir" / "00036N.jpg"), cv2.IMREAD_GRAYSCALE)
+    visible = cv2.imread(str(SAMPLE / "vi" / "00036N.jpg"), cv2.IMREAD_COLOR)
+    with NodeProcess(tmp_path, domain_id(0), {"model_path": "", **TOPICS}) as node:
+        assert "model fusion_rt" in node.wait_for_line("ready:", timeout=60.0)
+        with client(domain_id(0)) as ros:
+            ros.subscribe(Detection2DArray, f"{NODE}/detections")
+            latched = QoSProfile(depth=1, durability=QoSDurabilityPolicy.TRANSIENT_LOCAL)
+            ros.subscribe(LabelInfo, f"{NODE}/label_info", latched)  # the names of the class ids
+            publish = pair_publisher(ros, ir8, visible)
+            msg = ros.wait_for(f"{NODE}/detections", lambda m: len(m.detections) > 0, 60.0, publish)
+            ros.wait_until(lambda: bool(ros.received[f"{NODE}/label_info"]), 10.0, "label info")
+            names = {c.class_id: c.class_name for c in ros.received[f"{NODE}/label_info"][-1].class_map}
+        assert msg.header.frame_id == VISIBLE_FRAME
+        found = []
+        for det in msg.detections:
+            x, y = det.bbox.center.position.x, det.bbox.center.position.y
+            box = (
+                x - det.bbox.size_x / 2,
+                y - det.bbox.size_y / 2,
+                x + det.bbox.size_x / 2,
+                y + det.bbox.size_y / 2,
+            )
+            found.append((names[int(det.results[0].hypothesis.class_id)], box))
+        assert best_match(found, truth) >= 0.5, found
         assert node.stop()[0] == 0
 
 

@@ -20,8 +20,9 @@ from training.models.centernet import (
 )
 from training.models.errors import ModelConfigError
 from training.models.tfjs import PretrainedModelError, load_graph_model
+from training.paths import CENTERNET
 
-PRETRAINED = Path(__file__).resolve().parents[2] / ".." / "shared" / "pretrained" / "human-models-3.0.4"
+PRETRAINED = CENTERNET.parent
 
 
 def write_model(folder: Path, weights: list[dict], data: bytes, nodes: list[dict] | None = None) -> Path:

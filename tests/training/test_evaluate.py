@@ -10,7 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
-from training.evaluate import SHEET_BASELINES, SHEET_LABEL_HEIGHT, SHEET_TILE_HEIGHT, main
+from fusion_node.pipeline.visualize import TILE_LABEL_HEIGHT as SHEET_LABEL_HEIGHT
+from training.evaluate import SHEET_BASELINES, SHEET_TILE_HEIGHT, main
 from training.metrics.fusion import METRICS, fusion_metrics, read_gray
 from training.metrics.reference import REFERENCE_METRICS, load_reference
 

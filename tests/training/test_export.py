@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import cv2
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -15,19 +16,25 @@ from fusion_node.pipeline import ModelInfo, open_backend
 from fusion_node.pipeline.model import CALLER_KEYS, CONTRACT, CONTRACT_INPUTS, CONTRACT_OUTPUTS
 from fusion_node.pipeline.pair_files import find_pairs, read_pair
 from training.export import (
+    NMS_IOU_THRESHOLD,
+    SCORE_THRESHOLD,
     ExportError,
-    InferenceGraph,
     check_parity,
     export_onnx,
     load_checkpoint_models,
+    load_detector,
     main,
 )
+from training.models.centernet import ROAD_CLASSES, CenterNet
 from training.models.fusion import FusionNetConfig, build_fusion_net
+from training.models.inference import FusedImageDetector, InferenceGraph, detector_input_size
 from training.models.semantic import SemanticNet, SemanticNetConfig
-from training.paths import SHARED_DATA
+from training.paths import CENTERNET, SHARED_DATA
 
 SIZE = (96, 128)
+DETECTOR_SIZE = 128  # small and fast; the default model uses 512
 SEM_CFG = {"num_classes": 3, "num_seg_classes": 4, "width": 8, "neck_width": 16, "seg_width": 8}
+SEG_NAMES = ["unlabelled", "car", "person", "bike"]
 
 
 def _frames(name: str, count: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -37,37 +44,38 @@ def _frames(name: str, count: int) -> list[tuple[np.ndarray, np.ndarray]]:
     return [read_pair(pair) for pair in find_pairs(folder)[:count]]
 
 
-def _tiny_nets() -> tuple[torch.nn.Module, SemanticNet]:
+@pytest.fixture(scope="module")
+def detector() -> CenterNet:
+    if not CENTERNET.is_file():
+        pytest.skip(f"pretrained detector not found at {CENTERNET}")
+    return load_detector(CENTERNET, ROAD_CLASSES, max_detections=20)
+
+
+def _tiny_fusion() -> torch.nn.Module:
     torch.manual_seed(0)
     fusion = build_fusion_net(FusionNetConfig(widths=(8, 8, 16))).eval()
-    semantic = SemanticNet(SemanticNetConfig(**SEM_CFG)).eval()
-    # Spread the untrained scores so detections are distinct (near-ties make NMS order arbitrary).
-    torch.nn.init.normal_(semantic.head.cls.weight, std=0.3)
     torch.nn.init.normal_(fusion.out.weight, std=0.05)  # so the fusion net is not the identity mean
-    return fusion, semantic
+    return fusion
 
 
-def _metadata(trained: bool = True) -> dict[str, str]:
-    flag = json.dumps(trained)
-    return {
-        "model_name": "tiny",
-        "class_names": json.dumps(["people", "car", "bus"]),
-        "seg_class_names": json.dumps(["unlabelled", "car", "person", "bike"]),
-        "detection_trained": flag,
-        "segmentation_trained": flag,
-        "description": "test export",
-    }
+def _metadata() -> dict[str, str]:
+    return {"model_name": "tiny", "seg_class_names": json.dumps(SEG_NAMES), "description": "test export"}
+
+
+def _graph(detector: CenterNet, segmenter: SemanticNet | None = None) -> InferenceGraph:
+    size = detector_input_size(SIZE, DETECTOR_SIZE)
+    head = FusedImageDetector(detector, size, score_threshold=SCORE_THRESHOLD)
+    return InferenceGraph(_tiny_fusion(), head, segmenter).eval()
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, InferenceGraph]:
-    fusion, semantic = _tiny_nets()
+def exported(tmp_path_factory: pytest.TempPathFactory, detector: CenterNet) -> tuple[Path, InferenceGraph]:
     # Export verifies parity itself (on a synthetic pair by default); the real frames come below.
     path, _report = export_onnx(
-        fusion, semantic, tmp_path_factory.mktemp("onnx") / "tiny.onnx",
-        metadata=_metadata(), input_size=SIZE, max_detections=20,
+        _tiny_fusion(), detector, tmp_path_factory.mktemp("onnx") / "tiny.onnx",
+        metadata=_metadata(), input_size=SIZE, detector_size=DETECTOR_SIZE,
     )  # fmt: skip
-    return path, InferenceGraph(fusion, semantic, max_detections=20).eval()
+    return path, _graph(detector)
 
 
 def test_export_follows_the_runtime_contract(exported: tuple[Path, InferenceGraph]) -> None:
@@ -85,20 +93,34 @@ def test_export_follows_the_runtime_contract(exported: tuple[Path, InferenceGrap
                   "score_threshold", "nms_iou_threshold"}  # fmt: skip
     assert set(meta) == set(CALLER_KEYS) | graph_keys
     assert ModelInfo.from_metadata(meta, path) == ModelInfo(
-        class_names=("people", "car", "bus"),
-        seg_class_names=("unlabelled", "car", "person", "bike"),
-        detection_trained=True,
-        segmentation_trained=True,
+        class_names=ROAD_CLASSES,  # the detector's classes, not the caller's
+        seg_class_names=tuple(SEG_NAMES),
+        detection_trained=True,  # pretrained
+        segmentation_trained=False,  # no segmenter in the graph
         input_size=SIZE,
         size_divisor=32,
         max_detections=20,
-        score_threshold=0.05,
-        nms_iou_threshold=0.6,
+        score_threshold=SCORE_THRESHOLD,
+        nms_iou_threshold=NMS_IOU_THRESHOLD,
         model_name="tiny",
-        description="test export",
+        description="test export; detector: pretrained COCO CenterNet-MobileNetV3 (frozen, "
+        "docs/detector.md) on the fused image at 96×128",
     )
     assert meta["contract"] == CONTRACT
     assert {p.domain or "ai.onnx": p.version for p in model.opset_import}["ai.onnx"] == 17
+
+
+def test_detector_weights_are_stored_as_float16(exported: tuple[Path, InferenceGraph]) -> None:
+    """The pretrained weights (float16 in their file) are kept as float16 + Cast: lossless, half size."""
+    path, graph = exported
+    model = onnx.load(str(path))
+    halves = [i for i in model.graph.initializer if i.data_type == onnx.TensorProto.FLOAT16]
+    cast_inputs = {n.input[0] for n in model.graph.node if n.op_type == "Cast"}
+    assert len(halves) > 100 and {i.name for i in halves} <= cast_inputs
+    stored = sum(onnx.numpy_helper.to_array(i).size for i in halves)
+    detector_params = sum(p.numel() for p in graph.detector.parameters())
+    assert stored >= 0.95 * detector_params  # nearly all of the detector's weights
+    assert path.stat().st_size < 2.5 * detector_params  # bytes: float16, not float32
 
 
 def test_parity_on_real_frames(exported: tuple[Path, InferenceGraph]) -> None:
@@ -106,61 +128,131 @@ def test_parity_on_real_frames(exported: tuple[Path, InferenceGraph]) -> None:
     report = check_parity(path, graph, _frames("tno", 2) + _frames("roadscene", 2))
     assert report["frames"] == 4
     assert report["fused_max_abs_diff"] <= 1
-    assert report["detections_match"] and report["detections_enforced"]
-    assert report["detections_torch"] > 0
-    assert report["segmentation_agreement"] >= 0.999
+    assert report["detections_match"] and report["detections_torch"] > 0
+    assert report["segmentation_agreement"] == 1.0
 
 
 def test_dynamic_batch_and_size(exported: tuple[Path, InferenceGraph]) -> None:
+    """Other sizes than the export's: boxes follow the input size (clipped to it), as PyTorch's do."""
     path, graph = exported
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    rng = np.random.default_rng(0)
+    ir_real, vis_real = _frames("roadscene", 1)[0]
     for n, h, w in ((1, 64, 96), (2, 160, 128)):
-        ir = rng.integers(0, 256, (n, 1, h, w), dtype=np.uint8)
-        vis = rng.integers(0, 256, (n, 3, h, w), dtype=np.uint8)
-        fused, boxes, scores, _classes, num, seg = session.run(None, {"ir": ir, "visible": vis})
-        assert fused.shape == (n, 3, h, w) and seg.shape == (n, h, w)
+        ir = np.broadcast_to(cv2.resize(ir_real, (w, h))[None, None], (n, 1, h, w)).copy()
+        vis = np.broadcast_to(cv2.resize(vis_real, (w, h)).transpose(2, 0, 1)[None], (n, 3, h, w)).copy()
+        fused, boxes, scores, classes, num, seg = session.run(None, {"ir": ir, "visible": vis})
+        assert fused.shape == (n, 3, h, w) and seg.shape == (n, h, w) and not seg.any()
         assert boxes.shape == (n, 20, 4) and scores.shape == (n, 20) and num.shape == (n,)
+        assert (np.diff(scores, axis=1) <= 0).all()  # descending
+        assert num[0] > 0 and (boxes[..., 0::2] <= w).all() and (boxes[..., 1::2] <= h).all()
+        assert (boxes >= 0).all() and (classes < len(ROAD_CLASSES)).all()
         with torch.no_grad():
             ref = graph(torch.from_numpy(ir), torch.from_numpy(vis))
         assert np.abs(fused.astype(int) - ref[0].numpy().astype(int)).max() <= 1
-        assert (np.diff(scores, axis=1) <= 0).all()  # descending
+        k = int(num[0])
+        np.testing.assert_allclose(boxes[0, :k], ref[1][0, :k].numpy(), atol=0.05)
 
 
-def test_export_rejects_bad_input(tmp_path: Path) -> None:
-    fusion, semantic = _tiny_nets()
+def test_trained_segmentation_is_exported(tmp_path: Path, detector: CenterNet) -> None:
+    torch.manual_seed(0)
+    segmenter = SemanticNet(SemanticNetConfig(**SEM_CFG)).eval()
+    path, report = export_onnx(
+        _tiny_fusion(), detector, tmp_path / "seg.onnx", metadata=_metadata(), segmenter=segmenter,
+        input_size=SIZE, detector_size=DETECTOR_SIZE, frames=_frames("tno", 1),
+    )  # fmt: skip
+    assert report["segmentation_agreement"] >= 0.999
+    meta = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+    assert meta["segmentation_trained"] == "true"
+
+
+def test_export_rejects_bad_input(tmp_path: Path, detector: CenterNet) -> None:
+    fusion, out = _tiny_fusion(), tmp_path / "x.onnx"
     with pytest.raises(ExportError, match="multiple of 32"):
-        export_onnx(fusion, semantic, tmp_path / "x.onnx", metadata=_metadata(), input_size=(100, 128))
-    partial = {k: v for k, v in _metadata().items() if k != CALLER_KEYS[0]}
+        export_onnx(fusion, detector, out, metadata=_metadata(), input_size=(100, 128))
+    with pytest.raises(ExportError, match=r"--detector-size 300.*multiples of 32"):
+        export_onnx(fusion, detector, out, metadata=_metadata(), input_size=SIZE, detector_size=300)
+    partial = {k: v for k, v in _metadata().items() if k != "model_name"}
     with pytest.raises(ExportError, match="model_name"):
-        export_onnx(fusion, semantic, tmp_path / "x.onnx", metadata=partial, input_size=SIZE)
+        export_onnx(fusion, detector, out, metadata=partial, input_size=SIZE)
+    claimed = {**_metadata(), "detection_trained": "false"}  # the graph decides that, not the caller
+    with pytest.raises(ExportError, match="detection_trained"):
+        export_onnx(fusion, detector, out, metadata=claimed, input_size=SIZE)
 
 
-def test_cli_from_checkpoint_without_semantic(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    fusion, _ = _tiny_nets()
+def _checkpoint(tmp_path: Path, *, semantic: bool) -> Path:
+    torch.manual_seed(0)
     ckpt = {
         "config": {"fusion_net": {"widths": [8, 8, 16]}, "semantic_net": SEM_CFG},
         "step": 7,
-        "models": {"fusion": fusion.state_dict(), "discriminator": None, "semantic": None},
+        "models": {
+            "fusion": _tiny_fusion().state_dict(),
+            "discriminator": None,
+            "semantic": SemanticNet(SemanticNetConfig(**SEM_CFG)).state_dict() if semantic else None,
+        },
         "trained": {"detection": True, "segmentation": True},
         "class_names": ["people", "car", "bus"],
-        "seg_class_names": ["unlabelled", "car", "person", "bike"],
+        "seg_class_names": SEG_NAMES,
         "metrics": {},
     }
     torch.save(ckpt, tmp_path / "ckpt.pt")
-    fusion2, _semantic, meta = load_checkpoint_models(tmp_path / "ckpt.pt")
-    # No semantic weights: untrained heads, whatever "trained" says.
-    assert meta["detection_trained"] is False and meta["segmentation_trained"] is False
-    torch.testing.assert_close(fusion2.state_dict()["out.weight"], fusion.state_dict()["out.weight"])
+    return tmp_path / "ckpt.pt"
+
+
+def test_checkpoint_segmenter_only_when_trained_and_saved(tmp_path: Path) -> None:
+    fusion, segmenter, meta = load_checkpoint_models(_checkpoint(tmp_path, semantic=True))
+    assert isinstance(segmenter, SemanticNet) and "segmentation head trained" in meta["description"]
+    torch.testing.assert_close(fusion.state_dict()["out.weight"], _tiny_fusion().state_dict()["out.weight"])
+    # No semantic weights: no segmenter, whatever "trained" says.
+    _fusion, segmenter, meta = load_checkpoint_models(_checkpoint(tmp_path, semantic=False))
+    assert segmenter is None and "segmentation head NOT trained" in meta["description"]
+    assert meta["seg_class_names"] == SEG_NAMES
+
+
+def test_cli_exports_a_checkpoint_with_the_detector(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], detector: CenterNet
+) -> None:
     out = tmp_path / "fusion_rt.onnx"
     check = SHARED_DATA / "roadscene"
     if not check.is_dir():
         pytest.skip(f"real data missing: {check}")
-    argv = ["--checkpoint", str(tmp_path / "ckpt.pt"), "--out", str(out), "--input-size", "64", "96"]
-    assert main([*argv, "--check", str(check), "--max-detections", "10"]) == 0
+    argv = ["--checkpoint", str(_checkpoint(tmp_path, semantic=False)), "--out", str(out)]
+    argv += ["--input-size", "64", "96", "--detector-size", "96", "--check", str(check)]
+    assert main([*argv, "--max-detections", "10", "--classes", "person", "car"]) == 0
     report = json.loads(capsys.readouterr().out.split("\n", 1)[1])
-    assert report["frames"] == 4 and report["detections_enforced"] is False
-    meta_props = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
-    assert meta_props["detection_trained"] == "false" and meta_props["model_name"] == "fusion_rt"
-    assert main(["--checkpoint", str(tmp_path / "missing.pt"), "--out", str(out)]) == 1
-    assert "ERROR:" in capsys.readouterr().err
+    assert report["frames"] == 4 and report["detections_match"]
+    meta = ModelInfo.from_metadata({p.key: p.value for p in onnx.load(str(out)).metadata_props}, out)
+    assert meta.class_names == ("person", "car") and meta.max_detections == 10
+    assert meta.detection_trained and not meta.segmentation_trained and meta.model_name == "fusion_rt"
+    assert "64×96" in meta.description  # 64×96 at 96 on the longer side: the detector's own size
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--detector-size", "300"], "ERROR: --detector-size 300: detector input 300×300: sides must be"),
+        (["--classes", "person", "lamp"], "ERROR: detector: detector classes ['person', 'lamp']: unknown"),
+        (["--detector", "missing/centernet.json"], "ERROR: detector: missing/centernet.json: model file not"),
+        (["--max-detections", "0"], "ERROR: max_detections 0 must be at least 1"),
+        (["--checkpoint", "missing.pt"], "ERROR: cannot read checkpoint missing.pt"),
+    ],
+    ids=["detector size", "class name", "weights", "max detections", "checkpoint"],
+)
+def test_cli_bad_input_is_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], detector: CenterNet, option: list[str], message: str
+) -> None:
+    argv = ["--checkpoint", str(_checkpoint(tmp_path, semantic=False)), "--out", str(tmp_path / "x.onnx")]
+    assert main([*argv, *option]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(message) and err.count("\n") == 1 and not (tmp_path / "x.onnx").exists()
+
+
+def test_cli_corrupt_detector_weights(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], detector: CenterNet
+) -> None:
+    for name in ("centernet.json", "centernet.bin"):
+        (tmp_path / name).write_bytes((CENTERNET.parent / name).read_bytes())
+    (tmp_path / "centernet.bin").write_bytes((tmp_path / "centernet.bin").read_bytes()[:-100])
+    argv = ["--checkpoint", str(_checkpoint(tmp_path, semantic=False)), "--out", str(tmp_path / "x.onnx")]
+    assert main([*argv, "--detector", str(tmp_path / "centernet.json")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("ERROR: detector:") and "truncated" in err and err.count("\n") == 1

@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import cv2
 import numpy as np
@@ -307,9 +307,7 @@ class SeparableConv(nn.Sequential):
     """Depthwise k×k (no bias, linear) → pointwise 1×1 with bias (BN folded), linear."""
 
     def __init__(self, dw_node: str, pw_node: str, cin: int, cout: int, k: int) -> None:
-        super().__init__(
-            TfConv(dw_node, cin, cin, k, depthwise=True, bias=False), TfConv(pw_node, cin, cout)
-        )
+        super().__init__(TfConv(dw_node, cin, cin, k, depthwise=True, bias=False), TfConv(pw_node, cin, cout))
 
 
 class Lateral(nn.Sequential):
@@ -420,18 +418,22 @@ class CenterNet(nn.Module):
         self.backbone = MobileNetV3Backbone()
         self.head = CenterNetHead()
         self.register_buffer("class_ids", torch.tensor(ids), persistent=False)
+        self._select = ids != list(range(len(COCO_CLASSES)))
 
     def forward(self, images: torch.Tensor) -> CenterNetOutput:
         if not torch.jit.is_tracing():  # traced shapes are tensors; export checks the size itself
             check_input_size(images.shape[2], images.shape[3])
         logits, wh = self.head(self.backbone(images))
-        if self.classes != COCO_CLASSES:
+        if self._select:  # a subset or reorder of COCO, not pruned into the cls conv yet
             logits = logits.index_select(1, self.class_ids)
         keypoints, wh = torch.sigmoid(logits), wh * WH_SCALE
         return CenterNetOutput(decode(keypoints, wh, self.top_k), keypoints, wh)
 
     def load_tfjs(self, path: str | Path) -> CenterNet:
-        """Load the TF.js graph's weights; every conv of the graph must map onto one of ours."""
+        """Load the TF.js graph's weights (once); every conv of the graph must map onto one of ours.
+
+        Then the cls output conv keeps only the rows of ``classes`` (less work, the same scores).
+        """
         graph = load_graph_model(path)
         used: set[str] = set()
         for module in self.modules():
@@ -448,7 +450,21 @@ class CenterNet(nn.Module):
                 f"{path}: not the graph this port reproduces (conv weights not mapped: "
                 f"{sorted(unused)}; decode constants differing: {wrong})"
             )
+        self._prune_classes()
         return self
+
+    def _prune_classes(self) -> None:
+        """Keep only the decoded classes' rows of the cls output conv: the same scores, less work."""
+        if not self._select:
+            return
+        pointwise = cast(TfConv, self.head.cls[1])
+        conv, ids = pointwise.conv, self.class_ids
+        pruned = nn.Conv2d(conv.in_channels, len(ids), 1).to(conv.weight.dtype)
+        with torch.no_grad():  # the graph's cls output has a BiasAdd (checked at load)
+            pruned.weight.copy_(conv.weight[ids])
+            cast(torch.Tensor, pruned.bias).copy_(cast(torch.Tensor, conv.bias)[ids])
+        pointwise.conv = pruned
+        self._select = False
 
 
 def decode(keypoints: torch.Tensor, wh: torch.Tensor, top_k: int) -> torch.Tensor:

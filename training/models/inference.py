@@ -1,0 +1,89 @@
+"""The exported inference graph: fusion → the pretrained CenterNet on the fused image (+ segmentation).
+
+uint8 IR + BGR visible in, the contract's six outputs (docs/model_contract.md) out. The detector
+is the frozen COCO CenterNet (docs/detector.md): it sees the fused image as upstream's evaluation
+fed it (RGB, raw 0..255, bilinear resize), at a fixed size chosen at export that keeps the model's
+aspect ratio. Its max-pool peak decode is its NMS: the graph applies no IoU NMS (the runtime's
+class-wise NMS runs on top).
+"""
+
+from __future__ import annotations
+
+from typing import cast
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from training.models.centernet import INPUT_MULTIPLE, CenterNet, check_input_size
+from training.models.color import bgr_to_ycrcb, ycrcb_to_bgr
+from training.models.semantic import SemanticNet
+
+
+def detector_input_size(input_size: tuple[int, int], long_side: int) -> tuple[int, int]:
+    """(height, width) for the detector: longer side ``long_side``, aspect of ``input_size`` kept,
+    each side rounded to a multiple of 32 (640×480 at 512 → 384×512)."""
+    check_input_size(long_side, long_side)
+    scale = long_side / max(input_size)
+    h, w = (max(1, round(side * scale / INPUT_MULTIPLE)) * INPUT_MULTIPLE for side in input_size)
+    return h, w
+
+
+class FusedImageDetector(nn.Module):
+    """uint8 BGR [N,3,H,W] → (boxes [N,K,4] in H×W pixels, scores [N,K], classes [N,K], num [N]).
+
+    K = the detector's top-K; rows at or below ``score_threshold`` (the sorted tail) are zero.
+    """
+
+    def __init__(self, detector: CenterNet, size: tuple[int, int], *, score_threshold: float) -> None:
+        super().__init__()
+        check_input_size(*size)
+        self.detector = detector
+        self.size = size
+        self.score_threshold = score_threshold
+
+    def forward(self, fused: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        height, width = fused.shape[2], fused.shape[3]  # tensors while tracing: H, W stay dynamic
+        rgb = fused.flip(1).float()  # raw 0..255, as the graph was trained
+        det = self.detector(F.interpolate(rgb, size=self.size, mode="bilinear", align_corners=False))[0]
+        det_h, det_w = self.size
+        # Normalise, clip to the image, scale to the input size (per axis: the aspect may differ).
+        norm = (det[..., :4] / torch.tensor([det_w, det_h, det_w, det_h], dtype=det.dtype)).clamp(0, 1)
+        boxes = torch.stack(
+            [norm[..., 0] * width, norm[..., 1] * height, norm[..., 2] * width, norm[..., 3] * height], dim=2
+        )
+        keep = det[..., 4] > self.score_threshold  # top-K is sorted: a prefix
+        scores = det[..., 4] * keep
+        classes = det[..., 5].to(torch.int64) * keep
+        return boxes * keep[..., None], scores, classes, keep.sum(1)
+
+
+class InferenceGraph(nn.Module):
+    """uint8 ``ir`` [N,1,H,W] + uint8 BGR ``visible`` [N,3,H,W] -> the contract's six outputs.
+
+    ``segmenter``: a trained semantic net whose segmentation head is exported, or None: the
+    segmentation output is then zeros (an untrained head costs nothing per frame). The semantic
+    net's own detection head is never exported: the pretrained detector replaces it.
+    """
+
+    def __init__(
+        self, fusion: nn.Module, detector: FusedImageDetector, segmenter: SemanticNet | None = None
+    ) -> None:
+        super().__init__()
+        self.fusion = fusion
+        self.detector = detector
+        self.segmenter = segmenter
+
+    def forward(self, ir: torch.Tensor, visible: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        ycrcb = bgr_to_ycrcb(visible.float() / 255.0)  # [N, 3, H, W]
+        fused_y = self.fusion(ir.float() / 255.0, ycrcb[:, :1])  # [N, 1, H, W]
+        bgr = ycrcb_to_bgr(torch.cat([fused_y, ycrcb[:, 1:]], dim=1))
+        fused = (bgr * 255.0).round().clamp(0, 255).to(torch.uint8)  # [N, 3, H, W]
+        # The task nets see exactly what the uint8 output represents, so torch and ORT agree.
+        boxes, scores, classes, num = self.detector(fused)
+        if self.segmenter is None:
+            seg = torch.zeros_like(fused[:, 0])
+        else:
+            logits = self.segmenter(fused.float() / 255.0)["seg"]
+            seg = cast(torch.Tensor, logits).argmax(1).to(torch.uint8)
+        return fused, boxes, scores, classes, num, seg
