@@ -113,6 +113,12 @@ SPECS = (
     Spec(
         "agc_smoothing", _AGC.smoothing, "AGC temporal smoothing of the range (0 = none).", limits=(0.0, 0.99)
     ),
+    Spec(
+        "autostart",
+        True,
+        "Configure and activate at start (no lifecycle manager needed); false: wait in unconfigured "
+        "for the lifecycle services (ros2 lifecycle set).",
+    ),
     Spec("publish_fused", True, "Publish ~/fused (bgr8)."),
     Spec("publish_detections", True, "Publish ~/detections (vision_msgs/Detection2DArray)."),
     Spec("publish_segmentation", True, "Publish ~/segmentation (mono8 ids) and ~/segmentation/color."),
