@@ -202,7 +202,7 @@ def detection_array_msg(typestore: Typestore, detections: list[Detection], hdr: 
         center = t["vision_msgs/msg/Pose2D"](
             position=t["vision_msgs/msg/Point2D"](x=(x1 + x2) / 2.0, y=(y1 + y2) / 2.0), theta=0.0
         )
-        hypothesis = t["vision_msgs/msg/ObjectHypothesis"](class_id=det.class_name, score=float(det.score))
+        hypothesis = t["vision_msgs/msg/ObjectHypothesis"](class_id=str(det.class_id), score=float(det.score))
         items.append(
             t["vision_msgs/msg/Detection2D"](
                 header=hdr,

@@ -8,7 +8,7 @@ import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
-from vision_msgs.msg import Detection2D, Detection2DArray, ObjectHypothesisWithPose
+from vision_msgs.msg import Detection2D, Detection2DArray, LabelInfo, ObjectHypothesisWithPose, VisionClass
 
 from fusion_node.pipeline import Detection, numpy_to_image_fields
 
@@ -33,7 +33,8 @@ def image_msg(image: np.ndarray, encoding: str, header: Header, *, reuse: Image 
 
 
 def detections_msg(detections: Sequence[Detection], header: Header) -> Detection2DArray:
-    """A Detection2DArray: box centre and size in visible pixels, class NAME as class_id.
+    """A Detection2DArray: box centre and size in visible pixels, the class INDEX (as a string) as
+    class_id, as vision_msgs 4.x has it; ~/label_info maps indices to names (`label_info_msg`).
 
     `id` stays empty (the message's "no track id") and each hypothesis' pose stays identity: the
     detector neither tracks nor knows 3D poses. Same fields as the replay's bags.
@@ -47,11 +48,17 @@ def detections_msg(detections: Sequence[Detection], header: Header) -> Detection
         item.bbox.size_x = float(x2 - x1)
         item.bbox.size_y = float(y2 - y1)
         hypothesis = ObjectHypothesisWithPose()
-        hypothesis.hypothesis.class_id = det.class_name
+        hypothesis.hypothesis.class_id = str(det.class_id)
         hypothesis.hypothesis.score = float(det.score)
         item.results.append(hypothesis)
         out.detections.append(item)
     return out
+
+
+def label_info_msg(class_names: Sequence[str], header: Header, threshold: float) -> LabelInfo:
+    """A vision_msgs/LabelInfo: class index -> name, and the score threshold in use (0: none)."""
+    class_map = [VisionClass(class_id=index, class_name=name) for index, name in enumerate(class_names)]
+    return LabelInfo(header=header, class_map=class_map, threshold=threshold)
 
 
 def diagnostics_msg(

@@ -31,21 +31,21 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
-from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from rclpy.lifecycle import Publisher as LifecyclePublisher
+from rclpy.lifecycle import LifecycleNode, LifecyclePublisher, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.signals import SignalHandlerOptions
 from rclpy.subscription import Subscription
 from rclpy.time import Time
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
-from vision_msgs.msg import Detection2DArray
+from vision_msgs.msg import Detection2DArray, LabelInfo
 
 from fusion_node.pipeline import (
     AgcConfig,
     ApproximateTimePairer,
     FusionPipeline,
     ImageError,
+    ModelInfo,
     Pair,
     PipelineConfig,
     PipelineError,
@@ -60,7 +60,7 @@ from fusion_node.pipeline import (
 from fusion_node.pipeline.pairing import Stream
 from fusion_node.ros import params, qos
 from fusion_node.ros.health import Health, HealthConfig, Level
-from fusion_node.ros.messages import detections_msg, diagnostics_msg, image_msg
+from fusion_node.ros.messages import detections_msg, diagnostics_msg, image_msg, label_info_msg
 from fusion_node.ros.runtime import LatestSlot, LogThrottle
 from fusion_node.shutdown import SHUTDOWN_BOUND_S, Stopped, raise_if_stopped, stop_on_signals
 
@@ -147,6 +147,8 @@ class FusionNode(LifecycleNode):
         self._configure_error: PipelineError | None = None  # why the last configure failed
         self._n_seg_classes = 0
         self._outputs: dict[str, LifecyclePublisher] = {}
+        # ~/label_info and ~/segmentation/label_info: (publisher, class names, uses score_threshold)
+        self._labels: dict[str, tuple[LifecyclePublisher, tuple[str, ...], bool]] = {}
         self._images: dict[str, Image] = {}  # output -> its last message, refilled for the next
         self._camera_subscriptions: list[Subscription] = []
         # Set while active; (epoch, pair, monotonic time the pair was put): the epoch counts time
@@ -211,7 +213,7 @@ class FusionNode(LifecycleNode):
             self.get_logger().warning(
                 f"model heads not trained: {', '.join(untrained)}; their topics are not published"
             )
-        self._create_publishers(info.detection_trained, info.segmentation_trained)
+        self._create_publishers(info)
         self.get_logger().info(f"configured: model {info.model_name}, backend {pipeline.backend_name}")
         return super().on_configure(state)
 
@@ -229,6 +231,7 @@ class FusionNode(LifecycleNode):
         )
         self._worker.start()
         self._create_subscriptions()
+        self._publish_labels()
         self.get_logger().info(f"ready: {self._topics['ir']} + {self._topics['visible']} -> ~/")
         return result
 
@@ -265,20 +268,20 @@ class FusionNode(LifecycleNode):
             )
 
     def _release(self) -> None:
-        for publisher in self._outputs.values():
+        for publisher in [*self._outputs.values(), *(pub for pub, _, _ in self._labels.values())]:
             self.destroy_lifecycle_publisher(publisher)
-        self._outputs = {}
+        self._outputs, self._labels = {}, {}
         self._images = {}
         self._pipeline = None
 
-    def _create_publishers(self, detection_trained: bool, segmentation_trained: bool) -> None:
+    def _create_publishers(self, info: ModelInfo) -> None:
         """One lifecycle publisher per enabled output (name under ~/); `_publish_result` builds only
         subscribed ones."""
         v = self._values
-        seg = v["publish_segmentation"] and segmentation_trained
+        seg = v["publish_segmentation"] and info.segmentation_trained
         enabled = {
             "fused": (Image, 5, v["publish_fused"]),
-            "detections": (Detection2DArray, 10, v["publish_detections"] and detection_trained),
+            "detections": (Detection2DArray, 10, v["publish_detections"] and info.detection_trained),
             "segmentation": (Image, 5, seg),
             "segmentation/color": (Image, 5, seg),
             "debug_image": (Image, 5, v["publish_debug_image"]),
@@ -290,6 +293,28 @@ class FusionNode(LifecycleNode):
             for name, (msg_type, depth, on) in enabled.items()
             if on
         }
+        labels = {
+            "label_info": ("detections", info.class_names, True),
+            "segmentation/label_info": ("segmentation", info.seg_class_names, False),
+        }
+        self._labels = {
+            name: (
+                self.create_lifecycle_publisher(
+                    LabelInfo, f"~/{name}", qos.latched_qos(), **self._qos_options(f"~/{name}", "publisher")
+                ),
+                names,
+                thresholded,
+            )
+            for name, (output, names, thresholded) in labels.items()
+            if output in self._outputs
+        }
+
+    def _publish_labels(self) -> None:
+        """Class index -> name of the detections and the segmentation (kept for late subscribers)."""
+        header = Header(stamp=self.get_clock().now().to_msg())
+        score = float(self.get_parameter("score_threshold").value)
+        for publisher, names, thresholded in self._labels.values():
+            publisher.publish(label_info_msg(names, header, score if thresholded else 0.0))
 
     def _create_subscriptions(self) -> None:
         """The camera subscriptions; `reliability` and `queue_depth` give the QoS unless overridden."""
@@ -514,6 +539,8 @@ class FusionNode(LifecycleNode):
                 score=changed.get("score_threshold"), nms_iou=changed.get("nms_iou_threshold")
             )
             self.get_logger().info(f"thresholds changed: {changed}")
+            if self._worker is not None:  # active: ~/label_info states the threshold in use
+                self._publish_labels()
 
     def destroy_node(self) -> None:
         """Stop the worker (it finishes the pair in hand, within WORKER_JOIN_S), then destroy the node."""

@@ -1,11 +1,12 @@
 """QoS of the node's topics: defaults, user overrides and incompatibility events.
 
 Defaults: camera subscriptions take the `reliability` and `queue_depth` parameters (best_effort =
-SensorDataQoS), outputs are reliable. Every publisher and subscription accepts
-`qos_overrides.<topic>.<publisher|subscription>.<history|depth|reliability>` parameters (set at
-start, in the params file), as quality_of_service_demo_py's qos_overrides_listener does; they win
-over the defaults. An incompatible-QoS event (a peer's QoS cannot match ours) goes to a handler
-with the policy's name, so /diagnostics can say which topic and policy, not only "silent".
+SensorDataQoS), outputs are reliable, label info is also transient local. Every publisher and
+subscription accepts `qos_overrides.<topic>.<publisher|subscription>.<history|depth|reliability>`
+parameters (set at start, in the params file), as quality_of_service_demo_py's
+qos_overrides_listener does; they win over the defaults. An incompatible-QoS event (a peer's QoS
+cannot match ours) goes to a handler with the policy's name, so /diagnostics can say which topic
+and policy, not only "silent".
 """
 
 from __future__ import annotations
@@ -13,7 +14,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from rclpy.qos import QoSPolicyKind, QoSProfile, QoSReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import (
+    QoSDurabilityPolicy,
+    QoSPolicyKind,
+    QoSProfile,
+    QoSReliabilityPolicy,
+    qos_profile_sensor_data,
+)
 from rclpy.qos_overriding_options import QoSOverridingOptions
 
 try:  # rclpy >= Iron
@@ -39,6 +46,13 @@ def input_qos(reliability: str, depth: int) -> QoSProfile:
 def output_qos(depth: int) -> QoSProfile:
     """An output's default QoS: reliable, volatile, keep last `depth`."""
     return QoSProfile(depth=depth, reliability=QoSReliabilityPolicy.RELIABLE)
+
+
+def latched_qos() -> QoSProfile:
+    """Label info's QoS: the last message kept for late subscribers (transient local), reliable."""
+    return QoSProfile(
+        depth=1, reliability=QoSReliabilityPolicy.RELIABLE, durability=QoSDurabilityPolicy.TRANSIENT_LOCAL
+    )
 
 
 def _policy(info: Any) -> str:

@@ -76,7 +76,7 @@ def check_outputs(out: Path, bag: Path, topics: set[str]) -> dict[str, list[tupl
             height, width = frame.image.shape[:2]
             (det,) = msg.detections
             (hyp,) = det.results
-            assert (hyp.hypothesis.class_id, hyp.hypothesis.score) == ("car", pytest.approx(0.9))
+            assert (hyp.hypothesis.class_id, hyp.hypothesis.score) == ("1", pytest.approx(0.9))  # "car"
             x1, y1, x2, y2 = np.multiply(BOX_REL, [width, height, width, height])
             assert det.bbox.center.position.x == pytest.approx((x1 + x2) / 2, abs=1e-3)
             assert det.bbox.center.position.y == pytest.approx((y1 + y2) / 2, abs=1e-3)

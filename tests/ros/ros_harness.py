@@ -223,13 +223,13 @@ class RosClient:
         self._thread = threading.Thread(target=self._executor.spin, daemon=True)
         self._thread.start()
 
-    def subscribe(self, msg_type: type, topic: str) -> None:
+    def subscribe(self, msg_type: type, topic: str, qos: QoSProfile | None = None) -> None:
         def store(msg: Any) -> None:
             with self._cond:
                 self.received[topic].append(msg)
                 self._cond.notify_all()
 
-        self.node.create_subscription(msg_type, topic, store, QoSProfile(depth=50))
+        self.node.create_subscription(msg_type, topic, store, qos or QoSProfile(depth=50))
 
     def publisher(self, msg_type: type, topic: str) -> Any:
         return self.node.create_publisher(msg_type, topic, QoSProfile(depth=10))

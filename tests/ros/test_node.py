@@ -14,6 +14,7 @@ import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.parameter import Parameter
 from rclpy.parameter_client import AsyncParameterClient
+from rclpy.qos import QoSDurabilityPolicy, QoSProfile
 from ros_harness import (
     HEIGHT,
     NODE,
@@ -29,7 +30,7 @@ from ros_harness import (
     node_parameters,
 )
 from sensor_msgs.msg import Image
-from vision_msgs.msg import Detection2DArray
+from vision_msgs.msg import Detection2DArray, LabelInfo
 
 # Two boxes (relative x1, y1, x2, y2, score, class): only the first survives score_threshold 0.7.
 BOXES = ((0.1, 0.2, 0.4, 0.6, 0.9, 1), (0.5, 0.5, 0.9, 0.9, 0.5, 0))
@@ -113,12 +114,31 @@ def test_detections_are_the_contract_boxes_in_visible_pixels(camera: Camera) -> 
         for d in msg.detections
     )
     expected = sorted(
-        (CLASSES[c], s, (x1 + x2) / 2 * WIDTH, (y1 + y2) / 2 * HEIGHT, (x2 - x1) * WIDTH, (y2 - y1) * HEIGHT)
+        (str(c), s, (x1 + x2) / 2 * WIDTH, (y1 + y2) / 2 * HEIGHT, (x2 - x1) * WIDTH, (y2 - y1) * HEIGHT)
         for x1, y1, x2, y2, s, c in BOXES
     )
     for g, e in zip(got, expected, strict=True):
         assert g[0] == e[0]
         assert np.allclose(g[1:], e[1:], atol=0.5), (g, e)
+
+
+def subscribe_label_info(ros: RosClient, topic: str) -> None:
+    latched = QoSProfile(depth=1, durability=QoSDurabilityPolicy.TRANSIENT_LOCAL)
+    ros.subscribe(LabelInfo, f"{NODE}/{topic}", latched)
+
+
+@pytest.mark.parametrize(
+    ("topic", "names", "threshold"),
+    [("label_info", CLASSES, 0.35), ("segmentation/label_info", ("background", "hot"), 0.0)],
+)
+def test_label_info_maps_class_ids_for_late_subscribers(
+    camera: Camera, topic: str, names: tuple[str, ...], threshold: float
+) -> None:
+    """vision_msgs/LabelInfo, transient local: a subscriber joining after it was sent still gets it."""
+    subscribe_label_info(camera.ros, topic)
+    msg = camera.ros.wait_for(f"{NODE}/{topic}", lambda _: True)
+    assert [(c.class_id, c.class_name) for c in msg.class_map] == list(enumerate(names))
+    assert math.isclose(msg.threshold, threshold, abs_tol=1e-6)
 
 
 def test_segmentation_is_hot_ir_in_visible_geometry(camera: Camera) -> None:
@@ -162,6 +182,7 @@ def test_diagnostics_report_latency_counts_and_model(camera: Camera) -> None:
 
 
 def test_threshold_change_over_the_parameter_service(camera: Camera) -> None:
+    subscribe_label_info(camera.ros, "label_info")
     params = AsyncParameterClient(camera.ros.node, NODE)
     assert params.wait_for_services(timeout_sec=10.0)
 
@@ -173,7 +194,9 @@ def test_threshold_change_over_the_parameter_service(camera: Camera) -> None:
     try:
         assert set_("score_threshold", 0.7).successful
         one = fresh(camera, f"{NODE}/detections", lambda m: len(m.detections) == 1)
-        assert one.detections[0].results[0].hypothesis.class_id == "car"
+        assert one.detections[0].results[0].hypothesis.class_id == str(CLASSES.index("car"))
+        labels = camera.ros.received[f"{NODE}/label_info"]  # ~/label_info states the new threshold
+        camera.ros.wait_until(lambda: any(round(m.threshold, 3) == 0.7 for m in labels), 10.0, "0.7 stated")
         refused = set_("nms_iou_threshold", 0.0)  # in the descriptor's range, refused by the node
         assert not refused.successful and "nms_iou_threshold" in refused.reason
         assert not set_("score_threshold", math.nan).successful
