@@ -105,6 +105,7 @@ def pipeline_config(values: dict[str, Any]) -> PipelineConfig:
         threads=values["threads"],
         score_threshold=values["score_threshold"],
         nms_iou_threshold=values["nms_iou_threshold"],
+        fit=values["fit"],
         homography=np.asarray(values["homography"], np.float64).reshape(3, 3)
         if values["homography"]
         else None,

@@ -17,6 +17,7 @@ from rclpy.parameter import Parameter
 from fusion_node import defaults
 from fusion_node.pipeline import AgcConfig
 from fusion_node.pipeline.backends import DEVICE_FORMS
+from fusion_node.pipeline.letterbox import FITS
 
 RUNTIME_PARAMETERS = ("score_threshold", "nms_iou_threshold")
 
@@ -97,6 +98,13 @@ SPECS = (
         "best_effort",
         "Subscription reliability: best_effort = SensorDataQoS; reliable for bags played with reliable QoS.",
         choices=("best_effort", "reliable"),
+    ),
+    Spec(
+        "fit",
+        defaults.FIT,
+        "How a camera of another aspect ratio than the model's input goes into it: stretch (fills it, "
+        "distorting shapes) or letterbox (keeps the ratio, pads); outputs are in visible pixels either way.",
+        choices=FITS,
     ),
     Spec(
         "homography",
