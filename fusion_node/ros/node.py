@@ -17,6 +17,7 @@ into /diagnostics (docs/diagnostics.md).
 
 from __future__ import annotations
 
+import copy
 import sys
 import threading
 import time
@@ -36,7 +37,7 @@ from rclpy.parameter import Parameter
 from rclpy.signals import SignalHandlerOptions
 from rclpy.subscription import Subscription
 from rclpy.time import Time
-from sensor_msgs.msg import CompressedImage, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 from vision_msgs.msg import Detection2DArray, LabelInfo
 
@@ -152,6 +153,7 @@ class FusionNode(LifecycleNode):
         self._labels: dict[str, tuple[LifecyclePublisher, tuple[str, ...], bool]] = {}
         self._images: dict[str, Image] = {}  # output -> its last message, refilled for the next
         self._camera_subscriptions: list[Subscription] = []
+        self._camera_info: CameraInfo | None = None  # the newest visible calibration; read by the worker
         # Set while active; (epoch, pair, monotonic time the pair was put): the epoch counts time
         # jumps, so pairs from before the last one are stale.
         self._worker: threading.Thread | None = None
@@ -286,6 +288,7 @@ class FusionNode(LifecycleNode):
             "segmentation": (Image, 5, seg),
             "segmentation/color": (Image, 5, seg),
             "debug_image": (Image, 5, v["publish_debug_image"]),
+            "fused/camera_info": (CameraInfo, 5, v["publish_fused"] and bool(v["visible_camera_info_topic"])),
         }
         self._outputs = {
             name: self.create_lifecycle_publisher(
@@ -330,6 +333,17 @@ class FusionNode(LifecycleNode):
             )
             for camera, (msg_type, topic, check) in self._inputs.items()
         ]
+        info_topic = self._values["visible_camera_info_topic"]
+        if "fused/camera_info" in self._outputs:
+            self._camera_info = None
+
+            def keep(msg: CameraInfo) -> None:
+                self._camera_info = msg
+
+            subscription = self.create_subscription(
+                CameraInfo, info_topic, keep, profile, **self._qos_options(info_topic, "subscription")
+            )
+            self._camera_subscriptions.append(subscription)
 
     def _qos_options(self, topic: str, entity: str) -> dict[str, Any]:
         """QoS overrides and incompatible-QoS reports (log and /diagnostics WARN) for `topic`."""
@@ -456,6 +470,8 @@ class FusionNode(LifecycleNode):
         seg = result.segmentation if "segmentation" in self._outputs else None  # None: no seg topics
         if "fused" in wanted:
             wanted["fused"].publish(self._image("fused", result.fused, "bgr8", header))
+        if "fused/camera_info" in wanted:
+            self._publish_camera_info(wanted["fused/camera_info"], result.fused.shape, header)
         if "detections" in wanted:
             wanted["detections"].publish(detections_msg(result.detections, header))
         if seg is not None and "segmentation" in wanted:
@@ -468,6 +484,25 @@ class FusionNode(LifecycleNode):
             debug = overlay(result.fused, seg, detections, n_classes=self._n_seg_classes)
             wanted["debug_image"].publish(self._image("debug_image", debug, "bgr8", header))
         return tuple(wanted)
+
+    def _publish_camera_info(
+        self, publisher: LifecyclePublisher, shape: tuple[int, ...], header: Header
+    ) -> None:
+        """The visible calibration with the fused image's header: ~/fused is in visible geometry."""
+        info = self._camera_info
+        if info is None:
+            return
+        if (info.height, info.width) != shape[:2]:
+            topic = self._values["visible_camera_info_topic"]
+            self._warn(
+                "camera_info:size",
+                f"{topic} is for {info.width}x{info.height} but the visible image is {shape[1]}x{shape[0]}: "
+                "~/fused/camera_info not published; give the visible camera's own camera_info topic",
+            )
+            return
+        out = copy.copy(info)  # the stored message may be read again for the next pair
+        out.header = header
+        publisher.publish(out)
 
     def _image(self, output: str, image: np.ndarray, encoding: str, header: Header) -> Image:
         """The Image message of `output`, refilled: one per output, reused (worker thread only)."""

@@ -62,6 +62,12 @@ SPECS = (
         defaults.VISIBLE_TOPIC,
         "Visible image topic (sensor_msgs/Image, or its /compressed).",
     ),
+    Spec(
+        "visible_camera_info_topic",
+        "",
+        "The visible camera's sensor_msgs/CameraInfo: republished as ~/fused/camera_info with the "
+        "fused image's header (its geometry is the visible image's); empty = not published.",
+    ),
     Spec("ir_transport", "raw", "How the infrared camera publishes.", choices=("raw", "compressed")),
     Spec("visible_transport", "raw", "How the visible camera publishes.", choices=("raw", "compressed")),
     Spec("model_path", "", "ONNX model (or TensorRT engine) file; empty = the package's default model."),

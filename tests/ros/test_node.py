@@ -28,19 +28,22 @@ from ros_harness import (
     domain_id,
     fresh,
     node_parameters,
+    stamp_ns,
 )
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CameraInfo, Image
 from vision_msgs.msg import Detection2DArray, LabelInfo
 
 # Two boxes (relative x1, y1, x2, y2, score, class): only the first survives score_threshold 0.7.
 BOXES = ((0.1, 0.2, 0.4, 0.6, 0.9, 1), (0.5, 0.5, 0.9, 0.9, 0.5, 0))
 CLASSES = ("person", "car")
+VISIBLE_INFO = "/camera/camera_info"
 OUTPUTS = {
     f"{NODE}/fused": Image,
     f"{NODE}/detections": Detection2DArray,
     f"{NODE}/segmentation": Image,
     f"{NODE}/segmentation/color": Image,
     f"{NODE}/debug_image": Image,
+    f"{NODE}/fused/camera_info": CameraInfo,
     "/diagnostics": DiagnosticArray,
 }
 
@@ -53,7 +56,7 @@ def node(
     proc = NodeProcess(
         tmp_path_factory.mktemp("node"),
         domain_id(0),
-        node_parameters(model),
+        node_parameters(model, visible_camera_info_topic=VISIBLE_INFO),
     )
     with proc:
         proc.wait_for_line("ready:")
@@ -89,6 +92,24 @@ def test_every_output_carries_the_visible_header_and_geometry(camera: Camera) ->
     dets = fresh(camera, f"{NODE}/detections")
     assert dets.header.frame_id == VISIBLE_FRAME
     assert all(d.header == dets.header for d in dets.detections)
+
+
+def test_fused_camera_info_is_the_visible_calibration_with_the_fused_header(camera: Camera) -> None:
+    info_pub = camera.ros.publisher(CameraInfo, VISIBLE_INFO)
+    calibration = CameraInfo(width=WIDTH, height=HEIGHT, distortion_model="plumb_bob")
+    calibration.k = [300.0, 0.0, 160.0, 0.0, 300.0, 120.0, 0.0, 0.0, 1.0]
+
+    def publish() -> None:
+        info_pub.publish(calibration)
+        camera.pair()
+
+    first = len(camera.visible_stamps)
+    topic = f"{NODE}/fused/camera_info"
+    msg = camera.ros.wait_for(topic, lambda m: stamp_ns(m) in camera.visible_stamps[first:], publish=publish)
+    fused = camera.ros.received[f"{NODE}/fused"]
+    camera.ros.wait_until(lambda: any(m.header == msg.header for m in fused), 10.0, "the fused image")
+    assert msg.header.frame_id == VISIBLE_FRAME and (msg.width, msg.height) == (WIDTH, HEIGHT)
+    assert list(msg.k) == list(calibration.k) and msg.distortion_model == "plumb_bob"
 
 
 def test_fused_image_is_the_contract_models_max(camera: Camera) -> None:
