@@ -219,7 +219,8 @@ class Health:
                 lines[name] = (
                     f"no frame ever received on {cam.topic} ({now_s - self._start_s:.0f} s since start): "
                     "check the topic name (ros2 topic list) and that the publisher's QoS matches "
-                    f"reliability={self.config.reliability} (ros2 topic info -v {cam.topic})"
+                    f"reliability={self.config.reliability} or its qos_overrides "
+                    f"(ros2 topic info -v {cam.topic})"
                 )
             elif cam.last_s is not None and now_s - cam.last_s > timeout:
                 lines[name] = (

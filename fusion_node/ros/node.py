@@ -171,11 +171,13 @@ class FusionNode(LifecycleNode):
             self._post_set(self._apply_parameters)
         self.create_timer(self._values["diagnostics_period_s"], self._publish_diagnostics)
         self.create_timer(self._values["input_timeout_s"] / 2.0, self._check_inputs)
-        if self._values["autostart"]:
+        self._autostarting = self._values["autostart"]
+        if self._autostarting:
             self.trigger_configure()
             if self._configure_error is not None:
-                raise self._configure_error
+                raise self._configure_error  # main() says "cannot start: ..." and exits 1
             self.trigger_activate()
+        self._autostarting = False
 
     def _new_health(self) -> Health:
         return Health(
@@ -198,7 +200,8 @@ class FusionNode(LifecycleNode):
             pipeline.warmup()
         except PipelineError as err:
             self._configure_error = err
-            self.get_logger().error(f"configure failed, still unconfigured: {err}")
+            if not self._autostarting:
+                self.get_logger().error(f"configure failed, still unconfigured: {err}")
             return TransitionCallbackReturn.FAILURE
         self._configure_error = None
         self._pipeline = pipeline
