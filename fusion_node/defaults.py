@@ -14,3 +14,4 @@ DEVICE: Final = "cpu"
 THREADS: Final = 0  # CPU inference threads; 0 = ONNX Runtime's default
 SCORE_THRESHOLD: Final = 0.35  # runtime filters on top of the graph's own
 NMS_IOU_THRESHOLD: Final = 0.5
+FIT: Final = "stretch"  # how another aspect ratio goes into the model input: stretch | letterbox

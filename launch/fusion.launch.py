@@ -4,7 +4,7 @@
     ros2 launch fusion_node fusion.launch.py params_file:=my_params.yaml namespace:=robot1 use_rviz:=true
 
 Parameters come from params_file (default: the package's config/params.yaml). The arguments named
-after parameters (ir_topic, visible_topic, model_path, backend, device, use_sim_time) are empty by
+after parameters (ir_topic, visible_topic, model_path, backend, device, autostart, use_sim_time) are empty by
 default and then set nothing: the file's value stands. Given on the command line, they win over it.
 In params_file, key the node `/**/fusion_node` (any namespace) or by its full name
 (`/robot1/fusion_node`): a bare `fusion_node` matches the root namespace only.
@@ -35,7 +35,7 @@ _SPECS = {spec.name: spec for spec in SPECS}
 OVERRIDES: dict[str, tuple[type, str]] = {
     **{
         name: (type(_SPECS[name].default), _SPECS[name].description)
-        for name in ("ir_topic", "visible_topic", "model_path", "backend", "device")
+        for name in ("ir_topic", "visible_topic", "model_path", "backend", "device", "autostart")
     },
     "use_sim_time": (bool, "Follow /clock (bag replay): true or false."),
 }

@@ -18,6 +18,7 @@ from fusion_node.pipeline.agc import AgcConfig, AutoGain
 from fusion_node.pipeline.backends import open_backend
 from fusion_node.pipeline.errors import ImageError, PipelineError
 from fusion_node.pipeline.images import require_pixels
+from fusion_node.pipeline.letterbox import FITS, Fit, Placement
 from fusion_node.pipeline.model import ModelInfo, default_model_path
 from fusion_node.pipeline.registration import Registration
 from fusion_node.pipeline.types import Result
@@ -38,6 +39,9 @@ class PipelineConfig:
         homography: IR -> visible pixels (3×3 or 9 values); None = already registered.
         input_size: (height, width) fed to the model; None = the model's metadata. Both must be
             multiples of the model's size_divisor.
+        fit: how a visible image of another aspect ratio goes into input_size: "stretch" (fills
+            it, distorting shapes) or "letterbox" (keeps the ratio, pads black); outputs are
+            mapped back to visible pixels either way.
     """
 
     model_path: Path | None = None
@@ -50,6 +54,7 @@ class PipelineConfig:
     homography: np.ndarray | Sequence[float] | None = None
     agc: AgcConfig = field(default_factory=AgcConfig)
     input_size: tuple[int, int] | None = None
+    fit: Fit = defaults.FIT
 
 
 def _check_thresholds(score: float, nms_iou: float) -> None:
@@ -69,6 +74,9 @@ class FusionPipeline:
     def __init__(self, config: PipelineConfig | None = None) -> None:
         config = config or PipelineConfig()
         _check_thresholds(config.score_threshold, config.nms_iou_threshold)
+        if config.fit not in FITS:
+            raise PipelineError(f"fit {config.fit!r} is unknown; use one of {', '.join(FITS)}")
+        self._fit = config.fit
         path = Path(config.model_path) if config.model_path is not None else default_model_path()
         if config.backend == "tensorrt":
             self._backend = open_backend(
@@ -142,22 +150,21 @@ class FusionPipeline:
             RegistrationError: sizes differ without a homography.
         """
         start = time.perf_counter()
-        ir_in, visible_in = self._prepare(ir, visible)
+        placement = Placement.of((visible.shape[0], visible.shape[1]), self.input_size, self._fit)
+        ir_in, visible_in = self._prepare(ir, visible, placement)
         preprocessed = time.perf_counter()
         outputs = self._backend.infer(ir_in, visible_in)
         inferred = time.perf_counter()
         score, nms_iou = self.thresholds
-        visible_hw = (visible.shape[0], visible.shape[1])
         result_detections = postprocess.detections(
             outputs,
             self.info,
-            input_hw=self.input_size,
-            visible_hw=visible_hw,
+            placement=placement,
             score_threshold=score,
             nms_iou_threshold=nms_iou,
         )
-        fused = postprocess.fused_image(outputs, visible_hw)
-        mask = postprocess.segmentation_mask(outputs, self.info, visible_hw)
+        fused = postprocess.fused_image(outputs, placement)
+        mask = postprocess.segmentation_mask(outputs, self.info, placement)
         done = time.perf_counter()
         timings = {
             "preprocess": (preprocessed - start) * 1e3,
@@ -167,8 +174,10 @@ class FusionPipeline:
         }
         return Result(fused=fused, detections=result_detections, segmentation=mask, timings_ms=timings)
 
-    def _prepare(self, ir: np.ndarray, visible: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """AGC, registration and resize; returns (N×1×H×W, N×3×H×W) uint8 model inputs.
+    def _prepare(
+        self, ir: np.ndarray, visible: np.ndarray, placement: Placement
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """AGC, registration and resize (as `placement` says); (N×1×H×W, N×3×H×W) uint8 model inputs.
 
         The visible input is a buffer reused by the next call: the backend must not keep it.
         """
@@ -185,11 +194,6 @@ class FusionPipeline:
         if visible.ndim == 2:
             visible = cv2.cvtColor(visible, cv2.COLOR_GRAY2BGR)
         ir8 = self._registration.warp_ir(self._agc(ir), visible.shape)
-        height, width = self.input_size
-        if visible.shape[:2] != (height, width):
-            shrink = height * width < visible.shape[0] * visible.shape[1]
-            interpolation = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
-            ir8 = cv2.resize(ir8, (width, height), interpolation=interpolation)
-            visible = cv2.resize(visible, (width, height), interpolation=interpolation)
+        ir8, visible = placement.to_input(ir8), placement.to_input(visible)
         np.copyto(self._visible_in[0], visible.transpose(2, 0, 1))  # HWC -> the model's CHW: one copy
         return np.ascontiguousarray(ir8[None, None]), self._visible_in

@@ -6,31 +6,30 @@ import cv2
 import numpy as np
 
 from fusion_node.pipeline.errors import ModelError
+from fusion_node.pipeline.letterbox import Placement
 from fusion_node.pipeline.model import ModelInfo
 from fusion_node.pipeline.types import Detection
 
 
-def fused_image(outputs: dict[str, np.ndarray], visible_hw: tuple[int, int]) -> np.ndarray:
+def fused_image(outputs: dict[str, np.ndarray], placement: Placement) -> np.ndarray:
     """The first batch item's fused image as H×W×3 BGR uint8 at the visible size."""
-    fused = np.ascontiguousarray(outputs["fused"][0].transpose(1, 2, 0))
-    return _resize(fused, visible_hw, cv2.INTER_LINEAR)
+    return placement.from_input(outputs["fused"][0].transpose(1, 2, 0), cv2.INTER_LINEAR)
 
 
 def segmentation_mask(
-    outputs: dict[str, np.ndarray], info: ModelInfo, visible_hw: tuple[int, int]
+    outputs: dict[str, np.ndarray], info: ModelInfo, placement: Placement
 ) -> np.ndarray | None:
     """Class ids at the visible size (nearest neighbour keeps ids valid), or None when untrained."""
     if not info.segmentation_trained:
         return None
-    return _resize(outputs["segmentation"][0], visible_hw, cv2.INTER_NEAREST)
+    return placement.from_input(outputs["segmentation"][0], cv2.INTER_NEAREST)
 
 
 def detections(
     outputs: dict[str, np.ndarray],
     info: ModelInfo,
     *,
-    input_hw: tuple[int, int],
-    visible_hw: tuple[int, int],
+    placement: Placement,
     score_threshold: float,
     nms_iou_threshold: float,
 ) -> list[Detection]:
@@ -50,9 +49,7 @@ def detections(
     classes = outputs["classes"][0, :count].astype(np.int64)
     keep = scores >= score_threshold
     boxes, scores, classes = boxes[keep], scores[keep], classes[keep]
-    (in_h, in_w), (vis_h, vis_w) = input_hw, visible_hw
-    boxes = boxes * np.array([vis_w / in_w, vis_h / in_h, vis_w / in_w, vis_h / in_h], np.float32)
-    boxes = np.clip(boxes, 0, np.array([vis_w, vis_h, vis_w, vis_h], np.float32))
+    boxes = placement.boxes_from_input(boxes)
     if len(boxes) and nms_iou_threshold < info.nms_iou_threshold:
         xywh = np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], axis=1)
         kept = cv2.dnn.NMSBoxesBatched(
@@ -74,9 +71,3 @@ def detections(
         )
         for b, s, c in zip(boxes, scores, classes, strict=True)
     ]
-
-
-def _resize(image: np.ndarray, hw: tuple[int, int], interpolation: int) -> np.ndarray:
-    if image.shape[:2] == hw:
-        return image
-    return cv2.resize(image, (hw[1], hw[0]), interpolation=interpolation)

@@ -2,7 +2,7 @@
 
 The node records events with their monotonic time (frames received, rejected and decoded, pairs
 formed, dropped, failed and stale, outputs with their latency, stage timings and node overhead,
-time jumps, the worker's end), and
+time jumps, incompatible QoS, the worker's end), and
 `report(now_s)` turns them into a level, a message and key/values (docs/diagnostics.md). Rates and
 latencies cover the last `window_s` only, so they fall to 0 when output stops instead of freezing
 at their last value; explicit times keep all of it testable without sleeping.
@@ -96,6 +96,7 @@ class Health:
         self._last_error: tuple[str, float] | None = None
         self._last_jump: tuple[str, float] | None = None  # (camera, time)
         self._worker_stopped: str | None = None
+        self._incompatible: dict[str, tuple[str, str, float]] = {}  # topic -> (entity, policy, time)
 
     def received(self, camera: str, now_s: float) -> None:
         """A frame arrived on `camera` (decodable or not)."""
@@ -160,6 +161,38 @@ class Health:
             self._last_jump = (camera, now_s)
             self._latencies.clear()
 
+    def incompatible_qos(self, topic: str, entity: str, policy: str, now_s: float) -> str:
+        """A peer of our `entity` ("publisher"/"subscription") on `topic` has QoS incompatible in
+        `policy`; what it means and what to do.
+
+        Reported until a frame arrives on it after this (a camera topic), else for window_s.
+        """
+        with self._lock:
+            self._incompatible[topic] = (entity, policy, now_s)
+        return self._qos_line(topic, entity, policy)
+
+    @staticmethod
+    def _qos_line(topic: str, entity: str, policy: str) -> str:
+        return (
+            f"incompatible QoS on {topic}: our {entity} and a peer differ in {policy}, so they never "
+            f"connect; compare `ros2 topic info -v {topic}`, then change the peer or set "
+            f"qos_overrides.{topic}.{entity}.reliability (or .history, .depth)"
+        )
+
+    def _qos_problems(self, now_s: float) -> dict[str, str]:
+        """topic -> policy, for the incompatibilities still current."""
+        cameras = {cam.topic: cam for cam in self._cameras.values()}
+        current = {}
+        for topic, (_, policy, at_s) in self._incompatible.items():
+            cam = cameras.get(topic)
+            if cam is not None:  # a frame since: the peer or our override changed
+                fixed = cam.last_s is not None and cam.last_s > at_s
+            else:
+                fixed = now_s - at_s > self.config.window_s
+            if not fixed:
+                current[topic] = policy
+        return current
+
     def worker_stopped(self, reason: str) -> None:
         """The worker thread ended while the node runs: nothing will be published again."""
         with self._lock:
@@ -186,7 +219,8 @@ class Health:
                 lines[name] = (
                     f"no frame ever received on {cam.topic} ({now_s - self._start_s:.0f} s since start): "
                     "check the topic name (ros2 topic list) and that the publisher's QoS matches "
-                    f"reliability={self.config.reliability} (ros2 topic info -v {cam.topic})"
+                    f"reliability={self.config.reliability} or its qos_overrides "
+                    f"(ros2 topic info -v {cam.topic})"
                 )
             elif cam.last_s is not None and now_s - cam.last_s > timeout:
                 lines[name] = (
@@ -256,6 +290,7 @@ class Health:
         values["last_error"] = self._last_error[0] if self._last_error else ""
         values["last_error_age_s"] = self._age(self._last_error[1] if self._last_error else None, now_s)
         values["worker"] = "running" if self._worker_stopped is None else "stopped"
+        values["qos_incompatible"] = ",".join(f"{t}:{p}" for t, p in self._qos_problems(now_s).items())
         return values
 
     @staticmethod
@@ -285,6 +320,10 @@ class Health:
         if self._last_jump is not None and now_s - self._last_jump[1] <= cfg.window_s:
             problems.append((Level.WARN, self.jump_advice(self._last_jump[0])))
         problems += [(Level.WARN, line) for line in self._silent(now_s).values()]
+        problems += [
+            (Level.WARN, self._qos_line(topic, self._incompatible[topic][0], policy))
+            for topic, policy in self._qos_problems(now_s).items()
+        ]
         return problems
 
 

@@ -33,8 +33,8 @@ def image_msg(image: np.ndarray, encoding: str, header: Header, *, reuse: Image 
 
 
 def detections_msg(detections: Sequence[Detection], header: Header) -> Detection2DArray:
-    """A Detection2DArray: box centre and size in visible pixels, the class index as class_id
-    (vision_msgs' convention: the names are in ~/label_info, `label_info_msg`).
+    """A Detection2DArray: box centre and size in visible pixels, the class INDEX (as a string) as
+    class_id, as vision_msgs 4.x has it; ~/label_info maps indices to names (`label_info_msg`).
 
     `id` stays empty (the message's "no track id") and each hypothesis' pose stays identity: the
     detector neither tracks nor knows 3D poses. Same fields as the replay's bags.
@@ -55,10 +55,10 @@ def detections_msg(detections: Sequence[Detection], header: Header) -> Detection
     return out
 
 
-def label_info_msg(class_names: Sequence[str], threshold: float, header: Header) -> LabelInfo:
-    """The class map of ~/detections' class ids (index → name) and the score threshold applied."""
-    classes = [VisionClass(class_id=i, class_name=name) for i, name in enumerate(class_names)]
-    return LabelInfo(header=header, class_map=classes, threshold=float(threshold))
+def label_info_msg(class_names: Sequence[str], header: Header, threshold: float) -> LabelInfo:
+    """A vision_msgs/LabelInfo: class index -> name, and the score threshold in use (0: none)."""
+    class_map = [VisionClass(class_id=index, class_name=name) for index, name in enumerate(class_names)]
+    return LabelInfo(header=header, class_map=class_map, threshold=threshold)
 
 
 def diagnostics_msg(

@@ -1,16 +1,23 @@
 """The ROS 2 node: IR + visible images in; fused image, detections, segmentation, diagnostics out.
 
 The node only converts messages, holds parameters and QoS, and publishes; the ROS-free
-FusionPipeline does the work. Subscription callbacks check headers and pair the messages; the
-newest complete pair goes into a one-slot buffer that a worker thread (not the executor)
-processes, so callbacks never wait for inference and a slow model drops pairs (counted) instead of
-adding latency. Work is lazy, as in image_proc: only the pair the worker takes is decoded, and
-only outputs with subscribers are built and published. The worker survives any error of one
-pair; the ROS-free Health turns what happens into /diagnostics (docs/diagnostics.md).
+FusionPipeline does the work. It is a lifecycle node: configure loads and warms the model and
+creates the (lifecycle) output publishers, activate subscribes to the cameras and starts the worker,
+deactivate pauses inference (no outputs, /diagnostics says "inactive"), cleanup releases the model.
+With `autostart` (the default) the constructor configures and activates it, so that it runs
+without a lifecycle manager. /diagnostics is published in every state.
+
+Subscription callbacks check headers and pair the messages; the newest complete pair goes into a
+one-slot buffer that a worker thread (not the executor) processes, so callbacks never wait for
+inference and a slow model drops pairs (counted) instead of adding latency. Work is lazy, as in
+image_proc: only the pair the worker takes is decoded, and only outputs with subscribers are built
+and published. The worker survives any error of one pair; the ROS-free Health turns what happens
+into /diagnostics (docs/diagnostics.md).
 """
 
 from __future__ import annotations
 
+import copy
 import sys
 import threading
 import time
@@ -25,13 +32,12 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
-from rclpy.node import Node
+from rclpy.lifecycle import LifecycleNode, LifecyclePublisher, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
-from rclpy.publisher import Publisher
-from rclpy.qos import QoSDurabilityPolicy, QoSProfile, QoSReliabilityPolicy, qos_profile_sensor_data
 from rclpy.signals import SignalHandlerOptions
+from rclpy.subscription import Subscription
 from rclpy.time import Time
-from sensor_msgs.msg import CompressedImage, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 from vision_msgs.msg import Detection2DArray, LabelInfo
 
@@ -40,6 +46,7 @@ from fusion_node.pipeline import (
     ApproximateTimePairer,
     FusionPipeline,
     ImageError,
+    ModelInfo,
     Pair,
     PipelineConfig,
     PipelineError,
@@ -52,7 +59,7 @@ from fusion_node.pipeline import (
     overlay,
 )
 from fusion_node.pipeline.pairing import Stream
-from fusion_node.ros import params
+from fusion_node.ros import params, qos
 from fusion_node.ros.health import Health, HealthConfig, Level
 from fusion_node.ros.messages import detections_msg, diagnostics_msg, image_msg, label_info_msg
 from fusion_node.ros.runtime import LatestSlot, LogThrottle
@@ -99,6 +106,7 @@ def pipeline_config(values: dict[str, Any]) -> PipelineConfig:
         threads=values["threads"],
         score_threshold=values["score_threshold"],
         nms_iou_threshold=values["nms_iou_threshold"],
+        fit=values["fit"],
         homography=np.asarray(values["homography"], np.float64).reshape(3, 3)
         if values["homography"]
         else None,
@@ -112,20 +120,92 @@ def pipeline_config(values: dict[str, Any]) -> PipelineConfig:
     )
 
 
-class FusionNode(Node):
-    """Subscribes to two cameras and publishes the pipeline's outputs under ~/.
+class FusionNode(LifecycleNode):
+    """Subscribes to two cameras and publishes the pipeline's outputs under ~/ (a lifecycle node).
 
     Raises (from the constructor):
         params.NodeConfigError: an invalid parameter value.
-        PipelineError: a missing or broken model, or pipeline settings it rejects.
+        PipelineError: with `autostart`, a missing or broken model, or pipeline settings it
+            rejects (without it, configure fails with that message and the node stays unconfigured).
     """
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(NODE_NAME, **kwargs)
         self._values = params.declare(self)
-        self._pipeline = FusionPipeline(pipeline_config(self._values))
-        self._pipeline.warmup()
-        info = self._pipeline.info
+        self._throttle = LogThrottle(max(LOG_THROTTLE_S, self._values["input_timeout_s"]))
+        self._topics: dict[str, str] = {}
+        # camera -> (message type, topic, header check)
+        self._inputs: dict[Stream, tuple[type, str, Callable[[Any], None]]] = {}
+        self._decoders: dict[str, Callable[[Any], np.ndarray]] = {}
+        for camera in CAMERAS:
+            topic = self._values[f"{camera}_topic"]
+            transport = self._values[f"{camera}_transport"]
+            if transport == "compressed":
+                topic = f"{topic.rstrip('/')}/compressed"
+            msg_type, check, self._decoders[camera] = TRANSPORTS[transport]
+            self._inputs[camera] = (msg_type, topic, check)
+            self._topics[camera] = self.resolve_topic_name(topic)
+        self._pipeline: FusionPipeline | None = None  # set while configured
+        self._configure_error: PipelineError | None = None  # why the last configure failed
+        self._n_seg_classes = 0
+        self._outputs: dict[str, LifecyclePublisher] = {}
+        # ~/label_info and ~/segmentation/label_info: (publisher, class names, uses score_threshold)
+        self._labels: dict[str, tuple[LifecyclePublisher, tuple[str, ...], bool]] = {}
+        self._images: dict[str, Image] = {}  # output -> its last message, refilled for the next
+        self._camera_subscriptions: list[Subscription] = []
+        self._camera_info: CameraInfo | None = None  # the newest visible calibration; read by the worker
+        # Set while active; (epoch, pair, monotonic time the pair was put): the epoch counts time
+        # jumps, so pairs from before the last one are stale.
+        self._worker: threading.Thread | None = None
+        self._slot: LatestSlot[tuple[int, Pair[Received], float]] = LatestSlot()
+        self._health = self._new_health()
+        diagnostics_qos = self._qos_options("/diagnostics", "publisher")
+        self._pub_diagnostics = self.create_publisher(
+            DiagnosticArray, "/diagnostics", qos.output_qos(10), **diagnostics_qos
+        )
+        self.add_on_set_parameters_callback(self._check_parameters)
+        # rclpy >= Iron applies changes after they are accepted; Humble's rclpy has no post-set
+        # hook, so there the validating callback applies them too (see _check_parameters).
+        self._post_set = getattr(self, "add_post_set_parameters_callback", None)
+        if self._post_set is not None:
+            self._post_set(self._apply_parameters)
+        self.create_timer(self._values["diagnostics_period_s"], self._publish_diagnostics)
+        self.create_timer(self._values["input_timeout_s"] / 2.0, self._check_inputs)
+        self._autostarting = self._values["autostart"]
+        if self._autostarting:
+            self.trigger_configure()
+            if self._configure_error is not None:
+                raise self._configure_error  # main() says "cannot start: ..." and exits 1
+            self.trigger_activate()
+        self._autostarting = False
+
+    def _new_health(self) -> Health:
+        return Health(
+            HealthConfig(
+                window_s=self._values["diagnostics_window_s"],
+                stall_timeout_s=self._values["stall_timeout_s"],
+                input_timeout_s=self._values["input_timeout_s"],
+                reliability=self._values["reliability"],
+            ),
+            self._topics,
+            time.monotonic(),
+        )
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Load and warm the model, create the output publishers (inactive until activate)."""
+        # The thresholds may have changed while unconfigured; everything else is read-only.
+        current = {name: self.get_parameter(name).value for name in params.RUNTIME_PARAMETERS}
+        try:
+            pipeline = FusionPipeline(pipeline_config({**self._values, **current}))
+            pipeline.warmup()
+        except PipelineError as err:
+            self._configure_error = err
+            if not self._autostarting:
+                self.get_logger().error(f"configure failed, still unconfigured: {err}")
+            return TransitionCallbackReturn.FAILURE
+        self._configure_error = None
+        self._pipeline = pipeline
+        info = pipeline.info
         self._n_seg_classes = len(info.seg_class_names)
         untrained = [
             name
@@ -139,87 +219,145 @@ class FusionNode(Node):
             self.get_logger().warning(
                 f"model heads not trained: {', '.join(untrained)}; their topics are not published"
             )
-        self._throttle = LogThrottle(max(LOG_THROTTLE_S, self._values["input_timeout_s"]))
-        # (epoch, pair): the epoch counts time jumps, so pairs from before the last one are stale.
-        # (epoch, pair, monotonic time the pair was put)
-        self._slot: LatestSlot[tuple[int, Pair[Received], float]] = LatestSlot()
+        self._create_publishers(info)
+        self.get_logger().info(f"configured: model {info.model_name}, backend {pipeline.backend_name}")
+        return super().on_configure(state)
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Enable the publishers, start the worker, subscribe to the cameras; pairing starts afresh."""
+        result = super().on_activate(state)
+        self._health = self._new_health()  # rates, silence and stalls count from activation
         self._pairer = ApproximateTimePairer(int(self._values["slop_s"] * 1e9), self._values["queue_depth"])
         self._epoch = 0  # written by the callbacks (one executor thread), read by the worker
         self._worker_epoch = 0
         self._stale_seen = 0
-        self._topics: dict[str, str] = {}
-        self._decoders: dict[str, Callable[[Any], np.ndarray]] = {}
-        self._images: dict[str, Image] = {}  # output -> its last message, refilled for the next
-        self._create_publishers(info.detection_trained, info.segmentation_trained)
-        # ~/detections' class map (vision_msgs convention), latched for late joiners.
-        latched = QoSProfile(depth=1, durability=QoSDurabilityPolicy.TRANSIENT_LOCAL)
-        has_detections = "detections" in self._outputs
-        self._pub_label_info = (
-            self.create_publisher(LabelInfo, "~/label_info", latched) if has_detections else None
+        self._slot = LatestSlot()
+        self._worker = threading.Thread(
+            target=self._work, args=(self._slot, self._pipeline), name="fusion_worker", daemon=True
         )
-        self._publish_label_info()
-        self._create_subscriptions()
-        self._health = Health(
-            HealthConfig(
-                window_s=self._values["diagnostics_window_s"],
-                stall_timeout_s=self._values["stall_timeout_s"],
-                input_timeout_s=self._values["input_timeout_s"],
-                reliability=self._values["reliability"],
-            ),
-            self._topics,
-            time.monotonic(),
-        )
-        self.add_on_set_parameters_callback(self._check_parameters)
-        # rclpy >= Iron applies changes after they are accepted; Humble's rclpy has no post-set
-        # hook, so there the validating callback applies them too (see _check_parameters).
-        self._post_set = getattr(self, "add_post_set_parameters_callback", None)
-        if self._post_set is not None:
-            self._post_set(self._apply_parameters)
-        self.create_timer(self._values["diagnostics_period_s"], self._publish_diagnostics)
-        self.create_timer(self._values["input_timeout_s"] / 2.0, self._check_inputs)
-        self._worker = threading.Thread(target=self._work, name="fusion_worker", daemon=True)
         self._worker.start()
-        self.get_logger().info(
-            f"ready: {self._topics['ir']} + {self._topics['visible']} -> ~/ "
-            f"(model {info.model_name}, backend {self._pipeline.backend_name})"
-        )
+        self._create_subscriptions()
+        self._publish_labels()
+        self.get_logger().info(f"ready: {self._topics['ir']} + {self._topics['visible']} -> ~/")
+        return result
 
-    def _create_publishers(self, detection_trained: bool, segmentation_trained: bool) -> None:
-        """One publisher per enabled output (name under ~/); `_publish_result` builds only subscribed ones."""
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Pause: unsubscribe, let the worker finish its pair, disable the publishers."""
+        self._pause()
+        self.get_logger().info("deactivated: inference paused")
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Release the publishers and the model."""
+        result = super().on_cleanup(state)
+        self._release()
+        return result
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """From any state: pause and release what is held."""
+        self._pause()
+        self._release()
+        return super().on_shutdown(state)
+
+    def _pause(self) -> None:
+        for subscription in self._camera_subscriptions:
+            self.destroy_subscription(subscription)
+        self._camera_subscriptions = []
+        if self._worker is None:
+            return
+        self._slot.close()
+        self._worker.join(timeout=WORKER_JOIN_S)
+        busy, self._worker = self._worker.is_alive(), None
+        if busy:
+            self.get_logger().error(
+                f"the worker is still busy after {WORKER_JOIN_S} s (a stuck inference?); going on without it"
+            )
+
+    def _release(self) -> None:
+        for publisher in [*self._outputs.values(), *(pub for pub, _, _ in self._labels.values())]:
+            self.destroy_lifecycle_publisher(publisher)
+        self._outputs, self._labels = {}, {}
+        self._images = {}
+        self._pipeline = None
+
+    def _create_publishers(self, info: ModelInfo) -> None:
+        """One lifecycle publisher per enabled output (name under ~/); `_publish_result` builds only
+        subscribed ones."""
         v = self._values
-        seg = v["publish_segmentation"] and segmentation_trained
+        seg = v["publish_segmentation"] and info.segmentation_trained
         enabled = {
             "fused": (Image, 5, v["publish_fused"]),
-            "detections": (Detection2DArray, 10, v["publish_detections"] and detection_trained),
+            "detections": (Detection2DArray, 10, v["publish_detections"] and info.detection_trained),
             "segmentation": (Image, 5, seg),
             "segmentation/color": (Image, 5, seg),
             "debug_image": (Image, 5, v["publish_debug_image"]),
+            "fused/camera_info": (CameraInfo, 5, v["publish_fused"] and bool(v["visible_camera_info_topic"])),
         }
-        self._outputs: dict[str, Publisher] = {
-            name: self.create_publisher(msg_type, f"~/{name}", depth)
+        self._outputs = {
+            name: self.create_lifecycle_publisher(
+                msg_type, f"~/{name}", qos.output_qos(depth), **self._qos_options(f"~/{name}", "publisher")
+            )
             for name, (msg_type, depth, on) in enabled.items()
             if on
         }
-        self._pub_diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        labels = {
+            "label_info": ("detections", info.class_names, True),
+            "segmentation/label_info": ("segmentation", info.seg_class_names, False),
+        }
+        self._labels = {
+            name: (
+                self.create_lifecycle_publisher(
+                    LabelInfo, f"~/{name}", qos.latched_qos(), **self._qos_options(f"~/{name}", "publisher")
+                ),
+                names,
+                thresholded,
+            )
+            for name, (output, names, thresholded) in labels.items()
+            if output in self._outputs
+        }
+
+    def _publish_labels(self) -> None:
+        """Class index -> name of the detections and the segmentation (kept for late subscribers)."""
+        header = Header(stamp=self.get_clock().now().to_msg())
+        score = float(self.get_parameter("score_threshold").value)
+        for publisher, names, thresholded in self._labels.values():
+            publisher.publish(label_info_msg(names, header, score if thresholded else 0.0))
 
     def _create_subscriptions(self) -> None:
-        depth = self._values["queue_depth"]
-        if self._values["reliability"] == "reliable":
-            qos = QoSProfile(depth=depth, reliability=QoSReliabilityPolicy.RELIABLE)
-        else:
-            qos = QoSProfile(
-                depth=depth,
-                reliability=qos_profile_sensor_data.reliability,
-                durability=qos_profile_sensor_data.durability,
+        """The camera subscriptions; `reliability` and `queue_depth` give the QoS unless overridden."""
+        profile = qos.input_qos(self._values["reliability"], self._values["queue_depth"])
+        self._camera_subscriptions = [
+            self.create_subscription(
+                msg_type,
+                topic,
+                self._callback(camera, check),
+                profile,
+                **self._qos_options(topic, "subscription"),
             )
-        for camera in CAMERAS:
-            topic = self._values[f"{camera}_topic"]
-            transport = self._values[f"{camera}_transport"]
-            if transport == "compressed":
-                topic = f"{topic.rstrip('/')}/compressed"
-            msg_type, check, self._decoders[camera] = TRANSPORTS[transport]
-            self.create_subscription(msg_type, topic, self._callback(camera, check), qos)
-            self._topics[camera] = self.resolve_topic_name(topic)
+            for camera, (msg_type, topic, check) in self._inputs.items()
+        ]
+        info_topic = self._values["visible_camera_info_topic"]
+        if "fused/camera_info" in self._outputs:
+            self._camera_info = None
+
+            def keep(msg: CameraInfo) -> None:
+                self._camera_info = msg
+
+            subscription = self.create_subscription(
+                CameraInfo, info_topic, keep, profile, **self._qos_options(info_topic, "subscription")
+            )
+            self._camera_subscriptions.append(subscription)
+
+    def _qos_options(self, topic: str, entity: str) -> dict[str, Any]:
+        """QoS overrides and incompatible-QoS reports (log and /diagnostics WARN) for `topic`."""
+        resolved = self.resolve_topic_name(topic)
+
+        def report(policy: str) -> None:
+            line = self._health.incompatible_qos(resolved, entity, policy, time.monotonic())
+            self._warn(f"qos:{resolved}", line)
+
+        options = qos.subscription_options if entity == "subscription" else qos.publisher_options
+        return options(report)
 
     def _callback(self, camera: Stream, check: Callable[[Any], None]) -> Callable[[Any], None]:
         """A subscription callback for `camera`: check the header with `check`, pair, hand over."""
@@ -256,11 +394,11 @@ class FusionNode(Node):
         kind = getattr(msg, "encoding", None) or getattr(msg, "format", "")
         self._warn(f"{camera}:{kind}", f"{self._topics[camera]}: {err}")
 
-    def _work(self) -> None:
-        """Worker thread: process the newest pair, publish, repeat until the slot closes."""
+    def _work(self, slot: LatestSlot[tuple[int, Pair[Received], float]], pipeline: FusionPipeline) -> None:
+        """Worker thread: process the newest pair, publish, repeat until `slot` closes."""
         try:
-            while (item := self._slot.take()) is not None:
-                self._process(*item)
+            while (item := slot.take()) is not None:
+                self._process(pipeline, *item)
         except BaseException as err:  # only a bug gets here; say so on /diagnostics, then end
             reason = f"{type(err).__name__}: {err}"
             self._health.worker_stopped(reason)
@@ -268,7 +406,7 @@ class FusionNode(Node):
                 f"worker stopped, nothing will be published: {reason}\n{traceback.format_exc()}"
             )
 
-    def _process(self, epoch: int, pair: Pair[Received], queued_s: float) -> None:
+    def _process(self, pipeline: FusionPipeline, epoch: int, pair: Pair[Received], queued_s: float) -> None:
         """Decode, fuse and publish one pair; any error skips that pair only (counted, logged per cause)."""
         taken_s = time.monotonic()
         stamp = pair.visible.stamp_ns
@@ -277,13 +415,13 @@ class FusionNode(Node):
             return
         if epoch != self._worker_epoch:  # the first pair after a jump: AGC must not carry over
             self._worker_epoch = epoch
-            self._pipeline.reset()
+            pipeline.reset()
         try:
             images = self._decode(pair)
             if images is None:
                 return
             decoded_s = time.monotonic()
-            result = self._pipeline.process(*images)
+            result = pipeline.process(*images)
             if epoch != self._epoch:  # a jump while processing
                 self._health.count("stale", time.monotonic())
                 return
@@ -335,6 +473,8 @@ class FusionNode(Node):
         seg = result.segmentation if "segmentation" in self._outputs else None  # None: no seg topics
         if "fused" in wanted:
             wanted["fused"].publish(self._image("fused", result.fused, "bgr8", header))
+        if "fused/camera_info" in wanted:
+            self._publish_camera_info(wanted["fused/camera_info"], result.fused.shape, header)
         if "detections" in wanted:
             wanted["detections"].publish(detections_msg(result.detections, header))
         if seg is not None and "segmentation" in wanted:
@@ -348,6 +488,25 @@ class FusionNode(Node):
             wanted["debug_image"].publish(self._image("debug_image", debug, "bgr8", header))
         return tuple(wanted)
 
+    def _publish_camera_info(
+        self, publisher: LifecyclePublisher, shape: tuple[int, ...], header: Header
+    ) -> None:
+        """The visible calibration with the fused image's header: ~/fused is in visible geometry."""
+        info = self._camera_info
+        if info is None:
+            return
+        if (info.height, info.width) != shape[:2]:
+            topic = self._values["visible_camera_info_topic"]
+            self._warn(
+                "camera_info:size",
+                f"{topic} is for {info.width}x{info.height} but the visible image is {shape[1]}x{shape[0]}: "
+                "~/fused/camera_info not published; give the visible camera's own camera_info topic",
+            )
+            return
+        out = copy.copy(info)  # the stored message may be read again for the next pair
+        out.header = header
+        publisher.publish(out)
+
     def _image(self, output: str, image: np.ndarray, encoding: str, header: Header) -> Image:
         """The Image message of `output`, refilled: one per output, reused (worker thread only)."""
         msg = image_msg(image, encoding, header, reuse=self._images.get(output))
@@ -355,6 +514,8 @@ class FusionNode(Node):
         return msg
 
     def _check_inputs(self) -> None:
+        if self._worker is None:  # not active: not subscribed, so silence is expected
+            return
         for camera, line in self._health.silent(time.monotonic()).items():
             self._warn(f"{camera}:silent", line)
 
@@ -362,31 +523,43 @@ class FusionNode(Node):
         if self._throttle.ready(key, time.monotonic()):
             self.get_logger().warning(text)
 
+    def _lifecycle_status(self) -> tuple[Level, str, dict[str, object]]:
+        """Level, message and values while not active: why nothing is published, and what to do."""
+        if self._pipeline is not None:
+            return Level.OK, "inactive: inference paused; activate to resume", {"state": "inactive"}
+        if self._configure_error is not None:
+            message = f"unconfigured: configure failed: {self._configure_error}; fix it and configure again"
+            return Level.ERROR, message, {"state": "unconfigured"}
+        return Level.OK, "unconfigured: configure and activate to start", {"state": "unconfigured"}
+
     def _publish_diagnostics(self) -> None:
-        pairing = self._pairer.stats
-        info = self._pipeline.info
-        report = self._health.report(time.monotonic())
-        outputs = self._outputs.items()
-        values: dict[str, object] = {
-            **report.values,
-            "unpaired": pairing.unpaired_ir + pairing.unpaired_visible + pairing.dropped_queue,
-            "subscribers": ",".join(f"{out}:{pub.get_subscription_count()}" for out, pub in outputs),
-            "backend": self._pipeline.backend_name,
-            "model": info.model_name,
-            "detection_trained": info.detection_trained,
-            "segmentation_trained": info.segmentation_trained,
-            "score_threshold": float(self.get_parameter("score_threshold").value),
-            "nms_iou_threshold": float(self.get_parameter("nms_iou_threshold").value),
-        }
+        values: dict[str, object]
+        if self._worker is None:
+            level, message, values = self._lifecycle_status()
+        else:
+            report = self._health.report(time.monotonic())
+            pairing = self._pairer.stats
+            level, message = report.level, report.message
+            outputs = self._outputs.items()
+            values = {
+                "state": "active",
+                **report.values,
+                "unpaired": pairing.unpaired_ir + pairing.unpaired_visible + pairing.dropped_queue,
+                "subscribers": ",".join(f"{o}:{p.get_subscription_count()}" for o, p in outputs),
+            }
+        if self._pipeline is not None:
+            info = self._pipeline.info
+            values |= {
+                "backend": self._pipeline.backend_name,
+                "model": info.model_name,
+                "detection_trained": info.detection_trained,
+                "segmentation_trained": info.segmentation_trained,
+            }
+        values |= {name: float(self.get_parameter(name).value) for name in params.RUNTIME_PARAMETERS}
         header = Header(stamp=self.get_clock().now().to_msg())
         self._pub_diagnostics.publish(
             diagnostics_msg(
-                header,
-                f"{self.get_name()}: fusion",
-                self._topics["visible"],
-                LEVELS[report.level],
-                report.message,
-                values,
+                header, f"{self.get_name()}: fusion", self._topics["visible"], LEVELS[level], message, values
             )
         )
 
@@ -400,28 +573,17 @@ class FusionNode(Node):
 
     def _apply_parameters(self, parameters: list[Parameter]) -> None:
         changed = {p.name: float(p.value) for p in parameters if p.name in params.RUNTIME_PARAMETERS}
-        if changed:
+        if changed and self._pipeline is not None:  # else configure reads them
             self._pipeline.set_thresholds(
                 score=changed.get("score_threshold"), nms_iou=changed.get("nms_iou_threshold")
             )
             self.get_logger().info(f"thresholds changed: {changed}")
-            self._publish_label_info()
-
-    def _publish_label_info(self) -> None:
-        """The class map with the score threshold now applied (again after each change)."""
-        if self._pub_label_info is not None:
-            header = Header(stamp=self.get_clock().now().to_msg())
-            names, score = self._pipeline.info.class_names, self._pipeline.thresholds[0]
-            self._pub_label_info.publish(label_info_msg(names, score, header))
+            if self._worker is not None:  # active: ~/label_info states the threshold in use
+                self._publish_labels()
 
     def destroy_node(self) -> None:
-        """Stop the worker (it finishes the pair in hand), then destroy the node and its publishers."""
-        self._slot.close()
-        self._worker.join(timeout=WORKER_JOIN_S)
-        if self._worker.is_alive():
-            self.get_logger().error(
-                f"the worker is still busy after {WORKER_JOIN_S} s (a stuck inference?); exiting without it"
-            )
+        """Stop the worker (it finishes the pair in hand, within WORKER_JOIN_S), then destroy the node."""
+        self._pause()
         super().destroy_node()
 
 

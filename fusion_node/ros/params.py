@@ -17,6 +17,7 @@ from rclpy.parameter import Parameter
 from fusion_node import defaults
 from fusion_node.pipeline import AgcConfig
 from fusion_node.pipeline.backends import DEVICE_FORMS
+from fusion_node.pipeline.letterbox import FITS
 
 RUNTIME_PARAMETERS = ("score_threshold", "nms_iou_threshold")
 
@@ -61,6 +62,12 @@ SPECS = (
         defaults.VISIBLE_TOPIC,
         "Visible image topic (sensor_msgs/Image, or its /compressed).",
     ),
+    Spec(
+        "visible_camera_info_topic",
+        "",
+        "The visible camera's sensor_msgs/CameraInfo: republished as ~/fused/camera_info with the "
+        "fused image's header (its geometry is the visible image's); empty = not published.",
+    ),
     Spec("ir_transport", "raw", "How the infrared camera publishes.", choices=("raw", "compressed")),
     Spec("visible_transport", "raw", "How the visible camera publishes.", choices=("raw", "compressed")),
     Spec("model_path", "", "ONNX model (or TensorRT engine) file; empty = the package's default model."),
@@ -99,6 +106,13 @@ SPECS = (
         choices=("best_effort", "reliable"),
     ),
     Spec(
+        "fit",
+        defaults.FIT,
+        "How a camera of another aspect ratio than the model's input goes into it: stretch (fills it, "
+        "distorting shapes) or letterbox (keeps the ratio, pads); outputs are in visible pixels either way.",
+        choices=FITS,
+    ),
+    Spec(
         "homography",
         Parameter.Type.DOUBLE_ARRAY,
         "Row-major 3x3 homography mapping IR pixels into the visible image; unset or empty = none.",
@@ -112,6 +126,12 @@ SPECS = (
     ),
     Spec(
         "agc_smoothing", _AGC.smoothing, "AGC temporal smoothing of the range (0 = none).", limits=(0.0, 0.99)
+    ),
+    Spec(
+        "autostart",
+        True,
+        "Configure and activate at start (no lifecycle manager needed); false: wait in unconfigured "
+        "for the lifecycle services (ros2 lifecycle set).",
     ),
     Spec("publish_fused", True, "Publish ~/fused (bgr8)."),
     Spec("publish_detections", True, "Publish ~/detections (vision_msgs/Detection2DArray)."),

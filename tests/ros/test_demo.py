@@ -42,7 +42,7 @@ def test_demo_records_every_output_and_reports(
     assert counts["/diagnostics"] >= 1
     # The contract model's one box (0.1, 0.2, 0.4, 0.6) on the 640×480 sample, class 1 = "car".
     box = detections[0].detections[0]
-    assert box.results[0].hypothesis.class_id == "1"  # the class index (names: ~/label_info)
+    assert box.results[0].hypothesis.class_id == "1"  # the class index (~/label_info names it)
     assert (box.bbox.center.position.x, box.bbox.size_x) == pytest.approx((160.0, 192.0), abs=0.5)
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["frames_out"] == fused and report["frames_in"] == 6

@@ -143,3 +143,17 @@ def test_stage_timings_overhead_and_built_outputs_cover_the_window() -> None:
     values = health.report(T0 + 3.0).values  # the first five left the 2 s window
     assert values["overhead_p50_ms"] == 7.0 and values["inference_ms"] == 0.0
     assert values["outputs_built"] == "fused,debug_image"
+
+
+def test_incompatible_qos_warns_until_a_frame_comes_or_the_window_passes() -> None:
+    health = Health(CONFIG, TOPICS, T0)
+    stream(health, T0, T0 + 1.0)
+    line = health.incompatible_qos("/camera/image_raw", "subscription", "RELIABILITY", T0 + 1.0)
+    health.incompatible_qos("/fusion_node/fused", "publisher", "DURABILITY", T0 + 1.0)
+    report = health.report(T0 + 1.1)
+    assert report.level == Level.WARN and line in report.message
+    assert "qos_overrides./camera/image_raw.subscription.reliability" in line
+    assert report.values["qos_incompatible"] == "/camera/image_raw:RELIABILITY,/fusion_node/fused:DURABILITY"
+    health.received("visible", T0 + 1.2)  # the camera topic connects: its warning ends
+    assert health.report(T0 + 1.3).values["qos_incompatible"] == "/fusion_node/fused:DURABILITY"
+    assert health.report(T0 + 1.0 + CONFIG.window_s + 0.1).values["qos_incompatible"] == ""

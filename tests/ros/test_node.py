@@ -28,19 +28,22 @@ from ros_harness import (
     domain_id,
     fresh,
     node_parameters,
+    stamp_ns,
 )
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CameraInfo, Image
 from vision_msgs.msg import Detection2DArray, LabelInfo
 
 # Two boxes (relative x1, y1, x2, y2, score, class): only the first survives score_threshold 0.7.
 BOXES = ((0.1, 0.2, 0.4, 0.6, 0.9, 1), (0.5, 0.5, 0.9, 0.9, 0.5, 0))
 CLASSES = ("person", "car")
+VISIBLE_INFO = "/camera/camera_info"
 OUTPUTS = {
     f"{NODE}/fused": Image,
     f"{NODE}/detections": Detection2DArray,
     f"{NODE}/segmentation": Image,
     f"{NODE}/segmentation/color": Image,
     f"{NODE}/debug_image": Image,
+    f"{NODE}/fused/camera_info": CameraInfo,
     "/diagnostics": DiagnosticArray,
 }
 
@@ -53,7 +56,7 @@ def node(
     proc = NodeProcess(
         tmp_path_factory.mktemp("node"),
         domain_id(0),
-        node_parameters(model),
+        node_parameters(model, visible_camera_info_topic=VISIBLE_INFO),
     )
     with proc:
         proc.wait_for_line("ready:")
@@ -91,6 +94,24 @@ def test_every_output_carries_the_visible_header_and_geometry(camera: Camera) ->
     assert all(d.header == dets.header for d in dets.detections)
 
 
+def test_fused_camera_info_is_the_visible_calibration_with_the_fused_header(camera: Camera) -> None:
+    info_pub = camera.ros.publisher(CameraInfo, VISIBLE_INFO)
+    calibration = CameraInfo(width=WIDTH, height=HEIGHT, distortion_model="plumb_bob")
+    calibration.k = [300.0, 0.0, 160.0, 0.0, 300.0, 120.0, 0.0, 0.0, 1.0]
+
+    def publish() -> None:
+        info_pub.publish(calibration)
+        camera.pair()
+
+    first = len(camera.visible_stamps)
+    topic = f"{NODE}/fused/camera_info"
+    msg = camera.ros.wait_for(topic, lambda m: stamp_ns(m) in camera.visible_stamps[first:], publish=publish)
+    fused = camera.ros.received[f"{NODE}/fused"]
+    camera.ros.wait_until(lambda: any(m.header == msg.header for m in fused), 10.0, "the fused image")
+    assert msg.header.frame_id == VISIBLE_FRAME and (msg.width, msg.height) == (WIDTH, HEIGHT)
+    assert list(msg.k) == list(calibration.k) and msg.distortion_model == "plumb_bob"
+
+
 def test_fused_image_is_the_contract_models_max(camera: Camera) -> None:
     msg = fresh(camera, f"{NODE}/fused")
     fused = np.frombuffer(msg.data, np.uint8).reshape(HEIGHT, WIDTH, 3)
@@ -122,14 +143,23 @@ def test_detections_are_the_contract_boxes_in_visible_pixels(camera: Camera) -> 
         assert np.allclose(g[1:], e[1:], atol=0.5), (g, e)
 
 
-def test_label_info_names_the_class_ids_for_late_subscribers(camera: Camera) -> None:
-    """~/label_info is transient_local: a subscriber joining now still gets the class map."""
+def subscribe_label_info(ros: RosClient, topic: str) -> None:
     latched = QoSProfile(depth=1, durability=QoSDurabilityPolicy.TRANSIENT_LOCAL)
-    camera.ros.subscribe(LabelInfo, f"{NODE}/label_info", latched)
-    camera.ros.wait_until(lambda: bool(camera.ros.received[f"{NODE}/label_info"]), 10.0, "label info")
-    info = camera.ros.received[f"{NODE}/label_info"][-1]
-    assert [(c.class_id, c.class_name) for c in info.class_map] == list(enumerate(CLASSES))
-    assert 0.0 < info.threshold <= 1.0
+    ros.subscribe(LabelInfo, f"{NODE}/{topic}", latched)
+
+
+@pytest.mark.parametrize(
+    ("topic", "names", "threshold"),
+    [("label_info", CLASSES, 0.35), ("segmentation/label_info", ("background", "hot"), 0.0)],
+)
+def test_label_info_maps_class_ids_for_late_subscribers(
+    camera: Camera, topic: str, names: tuple[str, ...], threshold: float
+) -> None:
+    """vision_msgs/LabelInfo, transient local: a subscriber joining after it was sent still gets it."""
+    subscribe_label_info(camera.ros, topic)
+    msg = camera.ros.wait_for(f"{NODE}/{topic}", lambda _: True)
+    assert [(c.class_id, c.class_name) for c in msg.class_map] == list(enumerate(names))
+    assert math.isclose(msg.threshold, threshold, abs_tol=1e-6)
 
 
 def test_segmentation_is_hot_ir_in_visible_geometry(camera: Camera) -> None:
@@ -173,6 +203,7 @@ def test_diagnostics_report_latency_counts_and_model(camera: Camera) -> None:
 
 
 def test_threshold_change_over_the_parameter_service(camera: Camera) -> None:
+    subscribe_label_info(camera.ros, "label_info")
     params = AsyncParameterClient(camera.ros.node, NODE)
     assert params.wait_for_services(timeout_sec=10.0)
 
@@ -185,6 +216,8 @@ def test_threshold_change_over_the_parameter_service(camera: Camera) -> None:
         assert set_("score_threshold", 0.7).successful
         one = fresh(camera, f"{NODE}/detections", lambda m: len(m.detections) == 1)
         assert one.detections[0].results[0].hypothesis.class_id == str(CLASSES.index("car"))
+        labels = camera.ros.received[f"{NODE}/label_info"]  # ~/label_info states the new threshold
+        camera.ros.wait_until(lambda: any(round(m.threshold, 3) == 0.7 for m in labels), 10.0, "0.7 stated")
         refused = set_("nms_iou_threshold", 0.0)  # in the descriptor's range, refused by the node
         assert not refused.successful and "nms_iou_threshold" in refused.reason
         assert not set_("score_threshold", math.nan).successful

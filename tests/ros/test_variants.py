@@ -106,7 +106,7 @@ def test_default_model_publishes_real_detections(tmp_path: Path) -> None:
     ir8 = cv2.imread(str(SAMPLE / "ir" / "00036N.jpg"), cv2.IMREAD_GRAYSCALE)
     visible = cv2.imread(str(SAMPLE / "vi" / "00036N.jpg"), cv2.IMREAD_COLOR)
     with NodeProcess(tmp_path, domain_id(0), {"model_path": "", **TOPICS}) as node:
-        assert "model fusion_rt" in node.wait_for_line("ready:", timeout=60.0)
+        assert "model fusion_rt" in node.wait_for_line("configured:", timeout=60.0)
         with client(domain_id(0)) as ros:
             ros.subscribe(Detection2DArray, f"{NODE}/detections")
             latched = QoSProfile(depth=1, durability=QoSDurabilityPolicy.TRANSIENT_LOCAL)
