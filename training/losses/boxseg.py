@@ -106,7 +106,7 @@ def projection_loss(
     probs: torch.Tensor, boxes: torch.Tensor, classes: torch.Tensor, regions: torch.Tensor, margin: float
 ) -> torch.Tensor:
     """One image: [C,H,W] probabilities, [M,4] boxes, [M] classes, [C,H,W] class regions → [M] losses."""
-    windows = rasterize(boxes, probs.shape[-2:], margin)  # [M,H,W]
+    windows = rasterize(boxes, (probs.shape[-2], probs.shape[-1]), margin)  # [M,H,W]
     pred = probs[classes] * windows
     target = (regions[classes] & windows).to(probs.dtype)
     loss_x = _dice(pred.amax(dim=1), target.amax(dim=1))
