@@ -12,6 +12,8 @@ from training.losses.boxseg import (
     class_regions,
     lab_ir_guide,
     rasterize,
+    similar_edges,
+    warm_prior,
 )
 from training.losses.errors import LossError
 from training.models.seg_classes import SEG_CLASSES
@@ -48,9 +50,13 @@ def scene() -> tuple[torch.Tensor, torch.Tensor]:
     return lab_ir_guide(bgr, ir), ir
 
 
+def loss(logits: torch.Tensor, boxes: list, classes: list, guide: torch.Tensor, ir: torch.Tensor) -> dict:
+    """box_seg_loss with the guide's edges and the IR's warmth computed as the trainer does."""
+    return box_seg_loss(logits, boxes, classes, similar_edges(guide, CFG), warm_prior(ir, CFG), CFG)
+
+
 def losses(mask: torch.Tensor, boxes: torch.Tensor = BOX, cls: int = PERSON) -> dict[str, float]:
-    guide, ir = scene()
-    out = box_seg_loss(logits_of(mask, cls), [boxes], [torch.full((len(boxes),), cls)], guide, ir, CFG)
+    out = loss(logits_of(mask, cls), [boxes], [torch.full((len(boxes),), cls)], *scene())
     return {k: float(v) for k, v in out.items()}
 
 
@@ -99,7 +105,7 @@ def test_box_label_is_background_outside_boxes() -> None:
     # The wrong class inside the box is not allowed either.
     assert losses(OBJECT, cls=PERSON)["box_label"] < losses(OBJECT, cls=VEHICLE)["box_label"] + 1e-6
     guide, ir = scene()
-    wrong = box_seg_loss(logits_of(OBJECT, VEHICLE), [BOX], [torch.tensor([PERSON])], guide, ir, CFG)
+    wrong = loss(logits_of(OBJECT, VEHICLE), [BOX], [torch.tensor([PERSON])], guide, ir)
     assert float(wrong["box_label"]) > 0.05
 
 
@@ -112,14 +118,11 @@ def test_affinity_prefers_the_mask_that_follows_the_intensity_edge() -> None:
 
 
 def test_affinity_uses_ir_edges_where_the_visible_image_is_flat() -> None:
-    cfg = BoxSegLossConfig()
     flat = torch.full((1, 3, H, W), 0.05)  # a dark visible image: no colour edge
     ir = torch.where(OBJECT, 0.9, 0.3)[None, None]
     logits = logits_of(box_mask(BOX))
-    with_ir = box_seg_loss(logits, [BOX], [torch.tensor([PERSON])], lab_ir_guide(flat, ir), ir, cfg)
-    no_ir = box_seg_loss(
-        logits, [BOX], [torch.tensor([PERSON])], lab_ir_guide(flat, torch.zeros_like(ir)), ir, cfg
-    )
+    with_ir = loss(logits, [BOX], [torch.tensor([PERSON])], lab_ir_guide(flat, ir), ir)
+    no_ir = loss(logits, [BOX], [torch.tensor([PERSON])], lab_ir_guide(flat, torch.zeros_like(ir)), ir)
     # The box-filling mask crosses the IR edge: only the IR channel of the guide can see that.
     assert float(no_ir["affinity"]) > float(with_ir["affinity"]) + 0.05
 
@@ -147,10 +150,8 @@ def test_gradients_reach_the_logits_and_an_image_without_boxes_is_all_background
     guide, ir = scene()
     logits = torch.zeros(2, len(SEG_CLASSES), H, W, requires_grad=True)
     no_boxes = (torch.zeros(0, 4), torch.zeros(0, dtype=torch.long))
-    out = box_seg_loss(
-        logits, [BOX, no_boxes[0]], [torch.tensor([PERSON]), no_boxes[1]],
-        guide.repeat(2, 1, 1, 1), ir.repeat(2, 1, 1, 1), CFG,
-    )  # fmt: skip
+    boxes, classes = [BOX, no_boxes[0]], [torch.tensor([PERSON]), no_boxes[1]]
+    out = loss(logits, boxes, classes, guide.repeat(2, 1, 1, 1), ir.repeat(2, 1, 1, 1))
     out["total"].backward()
     assert logits.grad is not None and logits.grad.abs().sum() > 0
     # Descending the gradient raises background on the box-free image.
@@ -160,9 +161,9 @@ def test_gradients_reach_the_logits_and_an_image_without_boxes_is_all_background
 def test_bad_inputs_are_one_clear_error() -> None:
     guide, ir = scene()
     with pytest.raises(LossError, match="object classes"):
-        box_seg_loss(logits_of(OBJECT), [BOX], [torch.tensor([0])], guide, ir, CFG)
+        loss(logits_of(OBJECT), [BOX], [torch.tensor([0])], guide, ir)
     with pytest.raises(LossError, match="box/class lists"):
-        box_seg_loss(logits_of(OBJECT), [BOX, BOX], [torch.tensor([1])], guide, ir, CFG)
+        loss(logits_of(OBJECT), [BOX, BOX], [torch.tensor([1])], guide, ir)
     with pytest.raises(LossError, match="weights"):
         BoxSegLossConfig(w_affinity=-1.0)
 

@@ -126,45 +126,51 @@ def _neighbours(x: torch.Tensor, dilation: int) -> torch.Tensor:
     return torch.cat([patches[:, :, :4], patches[:, :, 5:]], dim=2)
 
 
-def affinity_terms(
-    log_probs: torch.Tensor, guide: torch.Tensor, cfg: BoxSegLossConfig
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """([N,8,H,W] −log P(pixel and neighbour share a label), [N,8,H,W] edge is similar and inside)."""
+def similar_edges(guide: torch.Tensor, cfg: BoxSegLossConfig) -> torch.Tensor:
+    """[N,K,H,W] guide → [N,8,H,W] bool: the pixel–neighbour edge lies in the image and its guide
+    values are similar (exp(−‖Δg‖/θ) ≥ τ). A constant of the loss: compute once per image."""
     d = cfg.affinity_dilation
-    pair = log_probs[:, :, None] + _neighbours(log_probs, d)  # [N,C,8,H,W]
-    nll = -torch.logsumexp(pair, dim=1)
+    guide = guide.detach().float()
     inside = _neighbours(torch.ones_like(guide[:, :1]), d)[:, 0] > 0
     distance = (guide[:, :, None] - _neighbours(guide, d)).norm(dim=1)
-    similar = torch.exp(-distance / cfg.affinity_theta) >= cfg.affinity_threshold
-    return nll, similar & inside
+    return (torch.exp(-distance / cfg.affinity_theta) >= cfg.affinity_threshold) & inside
+
+
+def warm_prior(ir: torch.Tensor, cfg: BoxSegLossConfig) -> torch.Tensor:
+    """[N,1,H,W] IR 0..1 → [N,H,W] warmth in [0, 1]: ``saliency_mask`` of the IR alone (a zero
+    visible image), i.e. how much brighter than its blurred surroundings. A constant of the loss."""
+    m = saliency_mask(
+        ir, torch.zeros_like(ir), bg_sigma=cfg.warm_bg_sigma, smooth_sigma=cfg.warm_smooth_sigma
+    )
+    return m[:, 0]
 
 
 def box_seg_loss(
     logits: torch.Tensor,
     boxes: Sequence[torch.Tensor],
     classes: Sequence[torch.Tensor],
-    guide: torch.Tensor,
-    ir: torch.Tensor,
+    edges: torch.Tensor,
+    warm: torch.Tensor,
     cfg: BoxSegLossConfig,
 ) -> dict[str, torch.Tensor]:
     """Named terms and their weighted "total" for [N,C,H,W] logits at the boxes' pixel scale.
 
     Args:
         boxes, classes: per image [M,4] x1,y1,x2,y2 and [M] SEG_CLASSES ids (1..C−1; may be empty).
-        guide: [N,K,H,W] affinity guide (``lab_ir_guide``); ir: [N,1,H,W] 0..1 for the warm prior.
+        edges: [N,8,H,W] from ``similar_edges`` of the guide (``lab_ir_guide``).
+        warm: [N,H,W] from ``warm_prior`` of the IR image.
     """
     n, c, h, w = logits.shape
-    if not len(boxes) == len(classes) == n or guide.shape[-2:] != (h, w) or ir.shape[-2:] != (h, w):
+    if not len(boxes) == len(classes) == n or edges.shape[-2:] != (h, w) or warm.shape[-2:] != (h, w):
         raise LossError(
-            f"box-seg loss: {n} images of {h}×{w} logits need {n} box/class lists and guide/IR of that "
-            f"size, got {len(boxes)}/{len(classes)} lists, guide {tuple(guide.shape)}, IR {tuple(ir.shape)}"
+            f"box-seg loss: {n} images of {h}×{w} logits need {n} box/class lists and edges/warmth of "
+            f"that size, got {len(boxes)}/{len(classes)} lists, edges {tuple(edges.shape)}, "
+            f"warmth {tuple(warm.shape)}"
         )
     log_probs = F.log_softmax(logits.float(), dim=1)
     probs = log_probs.exp()
-    warm = saliency_mask(  # IR contrast alone: no visible image to subtract (zeros)
-        ir, torch.zeros_like(ir), bg_sigma=cfg.warm_bg_sigma, smooth_sigma=cfg.warm_smooth_sigma
-    )[:, 0]
-    nll, edges = affinity_terms(log_probs, guide, cfg)
+    pair = log_probs[:, :, None] + _neighbours(log_probs, cfg.affinity_dilation)  # [N,C,8,H,W]
+    nll = -torch.logsumexp(pair, dim=1)  # −log P(pixel and neighbour share a label)
     zero = logits.sum() * 0.0  # keeps the graph when a batch has no boxes
     projection, box_label, warm_num, warm_den, aff_num, aff_den = [], [], zero, zero, zero, zero
     for i in range(n):

@@ -308,9 +308,7 @@ class SeparableConv(nn.Sequential):
     """Depthwise k×k (no bias, linear) → pointwise 1×1 with bias (BN folded), linear."""
 
     def __init__(self, dw_node: str, pw_node: str, cin: int, cout: int, k: int) -> None:
-        super().__init__(
-            TfConv(dw_node, cin, cin, k, depthwise=True, bias=False), TfConv(pw_node, cin, cout)
-        )
+        super().__init__(TfConv(dw_node, cin, cin, k, depthwise=True, bias=False), TfConv(pw_node, cin, cout))
 
 
 class Lateral(nn.Sequential):

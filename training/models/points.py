@@ -1,4 +1,5 @@
 """Anchor-free detection geometry shared by the semantic head, its loss and its decoder."""
+
 from __future__ import annotations
 
 import torch
