@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import yaml
 
@@ -15,14 +16,19 @@ from training.models.seghead import SegHeadConfig
 
 @dataclass
 class SegTrainConfig:
-    """The head's training run: steps, optimiser, input size, output folder."""
+    """The head's training run: input image, steps, optimiser, input size, output folder.
 
+    ``fused`` trains on what the exported graph's detector will see (the fusion net's output);
+    ``visible`` needs no fusion model.
+    """
+
+    image: Literal["fused", "visible"] = "fused"  # what the detector (and the affinity) sees
+    fusion_model: str = "models/fusion_rt.onnx"  # makes the fused image, through FusionPipeline
     steps: int = 300
     batch_size: int = 4
     lr: float = 3e-3
     weight_decay: float = 1e-4
     long_side: int = 384  # detector input for the head: long side, both sides multiples of 32
-    eval_long_side: int = 512
     seed: int = 0
     threads: int = 2
     out_dir: str = "runs/boxseg"

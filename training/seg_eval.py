@@ -58,7 +58,7 @@ def overlay(visible: np.ndarray, pred: np.ndarray, boxes: np.ndarray, alpha: flo
 
 
 def contact_sheet(predict: Predictor, pairs: Sequence[Pair], path: Path) -> Path:
-    """PNG: one row per pair (visible | IR | mask over visible with GT boxes), a legend on top."""
+    """PNG: one row per pair (visible or fused | IR | mask over it with GT boxes), a legend on top."""
     rows = []
     for pair in pairs:
         pred = predict(pair)

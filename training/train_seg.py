@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import sys
 from collections import defaultdict
@@ -25,6 +26,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from fusion_node.pipeline.pair_files import ImagePair
 from training.checkpoint import save_checkpoint
 from training.config import ConfigError
 from training.data.boxcache import (
@@ -38,9 +40,11 @@ from training.data.boxcache import (
 from training.data.errors import DataError
 from training.data.sample import Pair
 from training.data.transforms import resize
+from training.evaluate import model_fuser
 from training.losses.boxseg import BoxSegLossConfig, box_seg_loss, lab_ir_guide, similar_edges, warm_prior
 from training.losses.errors import LossError
 from training.metrics.boxseg import box_mask
+from training.metrics.errors import MetricsError
 from training.models.centernet import INPUT_MULTIPLE, ROAD_CLASSES, CenterNet, load_centernet
 from training.models.seg_classes import SEG_CLASSES
 from training.models.seghead import DetectorWithSeg, SegHead, SegHeadConfig
@@ -97,7 +101,9 @@ def prepare(
 def load_pairs(
     cfg: SegConfig, caches: dict[str, dict[str, Boxes]]
 ) -> tuple[list[tuple[Pair, Boxes]], list[Pair]]:
-    """(training pairs with their cached boxes, held-out evaluation pairs with their GT boxes)."""
+    """(training pairs with their cached boxes, held-out evaluation pairs with their GT boxes);
+    with ``train.image: fused`` the pairs' visible image is replaced by the fused one."""
+    fuse = model_fuser(data_path(cfg.train.fusion_model)) if cfg.train.image == "fused" else None
     train, held_out = [], []
     for spec in cfg.datasets:
         dataset = open_seg_dataset(spec)
@@ -107,8 +113,11 @@ def load_pairs(
             missing = set(spec.eval_names) - set(dataset.names)
             if missing:
                 raise DataError(f"{spec.name}: eval_names {sorted(missing)} are not in the dataset")
-        for i in range(len(dataset)):
+        for i, entry in enumerate(tqdm(dataset.entries, desc=f"pairs {spec.name}", unit="pair")):
             pair = dataset.load(i)
+            if fuse is not None:
+                fused = fuse(ImagePair(entry.name, entry.ir, entry.vi)).astype(np.float32) / 255.0
+                pair = pair.with_(visible=fused)
             if spec.is_eval(pair.name):
                 held_out.append(pair)
             else:
@@ -180,6 +189,10 @@ def train_head(
     return head, log
 
 
+def _sha256(path: str) -> str:
+    return hashlib.sha256(data_path(path).read_bytes()).hexdigest()
+
+
 def run(cfg: SegConfig, *, rebuild_boxes: bool = False, boxes_only: bool = False) -> dict[str, object]:
     """Caches → features → training → checkpoint → evaluation; returns what metrics.json holds."""
     torch.set_num_threads(cfg.train.threads)
@@ -201,6 +214,7 @@ def run(cfg: SegConfig, *, rebuild_boxes: bool = False, boxes_only: bool = False
             "classes": list(SEG_CLASSES),
             "detector_sha256": weights_sha256(cfg.detector.weights),
             "config": dataclasses.asdict(cfg),
+            "fusion_model_sha256": _sha256(cfg.train.fusion_model) if cfg.train.image == "fused" else None,
             "steps": cfg.train.steps,
         },
     )
@@ -208,6 +222,7 @@ def run(cfg: SegConfig, *, rebuild_boxes: bool = False, boxes_only: bool = False
     predict = head_predictor(model, cfg.train.long_side)
     results: dict[str, object] = {
         "supervision": "boxes only (no mask labels); evaluation on held-out pairs' GT boxes",
+        "image": cfg.train.image,
         "train_pairs": len(train_pairs),
         "eval_pairs": [p.name for p in held_out],
         "head": evaluate(predict, held_out),
@@ -234,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.out is not None:
             cfg.train.out_dir = args.out
         results = run(cfg, rebuild_boxes=args.rebuild_boxes, boxes_only=args.boxes_only)
-    except (ConfigError, DataError, LossError) as err:
+    except (ConfigError, DataError, LossError, MetricsError) as err:
         print(f"ERROR: {err}", file=sys.stderr)
         return 1
     for name in ("head", "detector_boxes_painted"):
