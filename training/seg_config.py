@@ -26,7 +26,7 @@ class SegTrainConfig:
     fusion_model: str = "models/fusion_rt.onnx"  # makes the fused image, through FusionPipeline
     steps: int = 300
     batch_size: int = 4
-    lr: float = 3e-3
+    lr: float = 1e-2
     weight_decay: float = 1e-4
     long_side: int = 384  # detector input for the head: long side, both sides multiples of 32
     seed: int = 0

@@ -61,7 +61,7 @@ def test_tiny_real_training_learns_the_object_from_boxes() -> None:
     box, cls = torch.tensor([[12.0, 8.0, 20.0, 24.0]]), torch.tensor([PERSON])
     edges, warm = similar_edges(guide[None], loss_cfg)[0], warm_prior(ir[None], loss_cfg)[0]
     example = Example(feature.to(torch.bfloat16), box, cls, edges, warm)
-    run_cfg = SegTrainConfig(steps=40, batch_size=1, lr=1e-2, log_interval=39)
+    run_cfg = SegTrainConfig(steps=40, batch_size=1, lr=3e-2, log_interval=39)
     head, log = train_head(run_cfg, SegHeadConfig(width=16), loss_cfg, [example])
     assert log[-1]["total"] < 0.5 * log[0]["total"]
     with torch.no_grad():
