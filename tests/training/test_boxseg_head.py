@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
+from training.data.sample import Pair
 from training.losses.boxseg import BoxSegLossConfig, lab_ir_guide, similar_edges, warm_prior
 from training.models.centernet import FEATURE_CHANNELS, ROAD_CLASSES, CenterNet
 from training.models.seg_classes import SEG_CLASSES
 from training.models.seghead import DetectorWithSeg, SegHead, SegHeadConfig
 from training.seg_config import SegTrainConfig
-from training.train_seg import Example, input_size, train_head
+from training.train_seg import Example, head_predictor, input_size, train_head
 
 PERSON = SEG_CLASSES.index("person")
 
@@ -68,3 +70,11 @@ def test_tiny_real_training_learns_the_object_from_boxes() -> None:
         pred = head(feature[None].float(), (h, w))[0].argmax(0)
     inside, outside = (pred[obj] == PERSON).float().mean(), (pred[~obj] == PERSON).float().mean()
     assert inside > 0.8 and outside < 0.1
+
+
+def test_predictor_returns_class_ids_at_the_pair_size(model: DetectorWithSeg) -> None:
+    rng = np.random.default_rng(0)
+    pair = Pair(rng.random((50, 70), np.float32), rng.random((50, 70, 3), np.float32),
+                np.zeros((0, 4), np.float32), np.zeros(0, np.int64), None, "p")  # fmt: skip
+    pred = head_predictor(model.eval(), 64)(pair)
+    assert pred.shape == (50, 70) and pred.dtype == np.uint8 and pred.max() < len(SEG_CLASSES)
