@@ -1,4 +1,4 @@
-"""Configuration of the box-supervised segmentation head (``training/configs/boxseg.yaml``)."""
+"""Configuration of the box-supervised segmentation head (``DEFAULT_CONFIG``)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,9 @@ from training.config import ConfigError, build_section
 from training.data.boxcache import DetectorSettings, SegDatasetSpec
 from training.losses.boxseg import BoxSegLossConfig
 from training.models.seghead import SegHeadConfig
+from training.paths import REPO_ROOT
+
+DEFAULT_CONFIG = REPO_ROOT / "training" / "configs" / "segmentation" / "boxseg.yaml"
 
 
 @dataclass

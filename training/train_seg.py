@@ -1,8 +1,8 @@
 """Train the segmentation head on the frozen detector's feature with box supervision, then evaluate.
 
-``python -m training.train_seg --config training/configs/boxseg.yaml`` builds (or reuses) the box
-caches, trains the head, writes ``head.pt``, ``metrics.json`` and ``contact_sheet.png`` to the
-run folder. ``--boxes-only`` stops after the caches.
+``python -m training.train_seg [--config training/configs/segmentation/boxseg.yaml]`` builds
+(or reuses) the box caches, trains the head, writes ``head.pt``, ``metrics.json`` and
+``contact_sheet.png`` to the run folder. ``--boxes-only`` stops after the caches.
 
 The detector is frozen, so its stride-4 feature of each training image is computed once and
 kept (bfloat16); steps then cost only the head and the losses. No augmentation: a flipped or
@@ -49,7 +49,7 @@ from training.models.centernet import INPUT_MULTIPLE, ROAD_CLASSES, CenterNet, l
 from training.models.seg_classes import SEG_CLASSES
 from training.models.seghead import DetectorWithSeg, SegHead, SegHeadConfig
 from training.paths import data_path
-from training.seg_config import SegConfig, SegTrainConfig, load_seg_config
+from training.seg_config import DEFAULT_CONFIG, SegConfig, SegTrainConfig, load_seg_config
 from training.seg_eval import Predictor, contact_sheet, evaluate
 
 LOSS_STRIDE = 2  # losses at half the detector input resolution
@@ -236,7 +236,7 @@ def run(cfg: SegConfig, *, rebuild_boxes: bool = False, boxes_only: bool = False
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default="training/configs/boxseg.yaml")
+    parser.add_argument("--config", default=str(DEFAULT_CONFIG))
     parser.add_argument("--steps", type=int, help="override train.steps")
     parser.add_argument("--out", help="override train.out_dir")
     parser.add_argument("--rebuild-boxes", action="store_true", help="rebuild every box cache")

@@ -25,8 +25,7 @@ from training.data.errors import DataError
 from training.data.sample import Pair
 from training.models.centernet import ROAD_CLASSES
 from training.models.seg_classes import SEG_CLASSES
-from training.paths import data_path
-from training.seg_config import load_seg_config
+from training.seg_config import DEFAULT_CONFIG, load_seg_config
 from training.train_seg import load_pairs
 
 VEHICLE, PERSON = SEG_CLASSES.index("vehicle"), SEG_CLASSES.index("person")
@@ -148,7 +147,7 @@ def test_spec_and_config_errors_name_the_fix(tmp_path: Path) -> None:
 
 
 def test_the_evaluation_split_is_fixed_and_never_trained_on(data_dir: Path, tmp_path: Path) -> None:
-    cfg = load_seg_config(data_path("training/configs/boxseg.yaml"))
+    cfg = load_seg_config(DEFAULT_CONFIG)
     cfg.datasets = [d for d in cfg.datasets if d.labelled]  # GT boxes only: no detector needed
     cfg.train.image = "visible"
     caches = {spec.name: box_cache(spec, cfg.detector, cache_dir=tmp_path) for spec in cfg.datasets}
