@@ -69,7 +69,8 @@ class Example:
 def input_size(size: tuple[int, int], long_side: int) -> tuple[int, int]:
     """(height, width) for the detector: long side ≈ ``long_side``, both multiples of 32 (mild stretch)."""
     scale = long_side / max(size)
-    return tuple(max(INPUT_MULTIPLE, round(s * scale / INPUT_MULTIPLE) * INPUT_MULTIPLE) for s in size)  # type: ignore[return-value]
+    height, width = (max(INPUT_MULTIPLE, round(s * scale / INPUT_MULTIPLE) * INPUT_MULTIPLE) for s in size)
+    return height, width
 
 
 def detector_input(pair: Pair) -> torch.Tensor:
