@@ -33,17 +33,19 @@ from training.data.boxcache import (
     Boxes,
     build_box_caches,
     detect_pair,
+    ground_truth,
     onnx_detector,
     open_seg_dataset,
     weights_sha256,
 )
+from training.data.datasets import PairDataset
 from training.data.errors import DataError
 from training.data.sample import Pair
 from training.data.transforms import resize
 from training.evaluate import model_fuser
 from training.losses.boxseg import BoxSegLossConfig, box_seg_loss, lab_ir_guide, similar_edges, warm_prior
 from training.losses.errors import LossError
-from training.metrics.boxseg import box_mask
+from training.metrics.boxseg import box_mask, matched_boxes
 from training.metrics.errors import MetricsError
 from training.models.centernet import INPUT_MULTIPLE, ROAD_CLASSES, CenterNet, load_centernet
 from training.models.seg_classes import SEG_CLASSES
@@ -150,6 +152,27 @@ def box_predictor(cfg: SegConfig) -> Predictor:
     return predict
 
 
+def detector_recall(cfg: SegConfig) -> list[str]:
+    """Table rows: recall at IoU 0.5 of the labelled datasets' GT boxes by the detector's boxes
+    on each choice of inputs (what ``detector.inputs`` is chosen by)."""
+    detector = onnx_detector(cfg.detector)
+    pairs = [p for spec in cfg.datasets if spec.labelled for p in _pairs(open_seg_dataset(spec))]
+    rows = ["| detector input | recall | detections |", "|---|---|---|"]
+    for inputs in (["visible"], ["ir"], ["visible", "ir"]):
+        settings = dataclasses.replace(cfg.detector, inputs=inputs)
+        hits = total = detections = 0
+        for pair in tqdm(pairs, desc=f"recall {'+'.join(inputs)}", unit="pair"):
+            gt, found = ground_truth(pair), detect_pair(detector, pair, settings)
+            hits += matched_boxes(gt.boxes, gt.classes, found.boxes, found.classes)
+            total, detections = total + len(gt.classes), detections + len(found.classes)
+        rows.append(f"| {' + '.join(inputs)} | {hits / max(total, 1):.3f} ({hits}/{total}) | {detections} |")
+    return rows
+
+
+def _pairs(dataset: PairDataset) -> list[Pair]:
+    return [dataset.load(i) for i in range(len(dataset))]
+
+
 def train_head(
     run_cfg: SegTrainConfig, head_cfg: SegHeadConfig, loss_cfg: BoxSegLossConfig, examples: Sequence[Example]
 ) -> tuple[SegHead, list[dict[str, float]]]:
@@ -242,6 +265,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", help="override train.out_dir")
     parser.add_argument("--rebuild-boxes", action="store_true", help="rebuild every box cache")
     parser.add_argument("--boxes-only", action="store_true", help="only build the box caches")
+    parser.add_argument(
+        "--detector-recall", action="store_true", help="print the detector's GT-box recall per input choice"
+    )
     args = parser.parse_args(argv)
     try:
         cfg = load_seg_config(data_path(args.config))
@@ -249,6 +275,9 @@ def main(argv: list[str] | None = None) -> int:
             cfg.train.steps = args.steps
         if args.out is not None:
             cfg.train.out_dir = args.out
+        if args.detector_recall:
+            print("\n".join(detector_recall(cfg)))
+            return 0
         results = run(cfg, rebuild_boxes=args.rebuild_boxes, boxes_only=args.boxes_only)
     except (ConfigError, DataError, LossError, MetricsError) as err:
         print(f"ERROR: {err}", file=sys.stderr)

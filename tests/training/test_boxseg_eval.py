@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from training.data import MSRSDataset
-from training.metrics.boxseg import BoxConsistency, box_mask
+from training.metrics.boxseg import BoxConsistency, box_mask, matched_boxes
 from training.metrics.errors import MetricsError
 from training.models.centernet import ROAD_CLASSES
 from training.models.seg_classes import MSRS_TO_SEG, SEG_CLASSES, seg_ids_of_road, seg_mask_of_msrs
@@ -128,3 +128,10 @@ def test_contact_sheet_has_a_row_per_pair(tmp_path: Path) -> None:
     # The person column of the mask tile is painted in the person colour (blended).
     row = 24 + 180 + 120
     assert sheet[row, 2 * 270 + int(43 * 4.5), 2] > sheet[row, 2 * 270 + int(43 * 4.5), 0]
+
+
+def test_matched_boxes_needs_the_class_and_the_overlap() -> None:
+    found = np.array([[10, 5, 20, 35], [30, 10, 40, 30]], np.float32)  # person exact, vehicle half
+    assert matched_boxes(BOXES, CLASSES, found, CLASSES) == 1
+    assert matched_boxes(BOXES, CLASSES, found[:1], np.array([VEHICLE])) == 0  # wrong class
+    assert matched_boxes(BOXES, CLASSES, found, CLASSES, iou=0.3) == 2

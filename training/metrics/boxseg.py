@@ -39,11 +39,21 @@ def box_mask(boxes: np.ndarray, classes: np.ndarray, size: tuple[int, int]) -> n
     return mask
 
 
-def _iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
+def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
     w = max(0, min(a[2], b[2]) - max(a[0], b[0]))
     h = max(0, min(a[3], b[3]) - max(a[1], b[1]))
     union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - w * h
-    return w * h / union
+    return w * h / union if union > 0 else 0.0
+
+
+def matched_boxes(
+    gt: np.ndarray, gt_classes: np.ndarray, found: np.ndarray, found_classes: np.ndarray, iou: float = 0.5
+) -> int:
+    """How many GT boxes have a found box of their class with IoU ≥ ``iou`` (recall's numerator)."""
+    return sum(
+        any(fc == c and _iou(tuple(g), tuple(f)) >= iou for f, fc in zip(found, found_classes, strict=True))
+        for g, c in zip(gt, gt_classes, strict=True)
+    )
 
 
 @dataclass
