@@ -1,5 +1,4 @@
 """Anchor-free detection geometry shared by the semantic head, its loss and its decoder."""
-
 from __future__ import annotations
 
 import torch
