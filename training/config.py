@@ -12,7 +12,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 
@@ -23,6 +23,8 @@ from training.metrics.fusion import METRICS
 from training.models.discriminator import DiscriminatorConfig
 from training.models.fusion import FusionNetConfig
 from training.models.semantic import SemanticNetConfig
+
+T = TypeVar("T")
 
 
 class ConfigError(ValueError):
@@ -283,3 +285,9 @@ def _plain(value: Any) -> Any:
 
 def _join(where: str, key: str) -> str:
     return f"{where}.{key}" if where else key
+
+
+def build_section(cls: type[T], raw: dict[str, Any], where: str = "") -> T:
+    """A config dataclass other than ExperimentConfig (e.g. the segmentation head's) from a plain
+    dict, typed and checked like the experiment's sections."""
+    return typing.cast(T, _build(cls, raw, where))

@@ -133,12 +133,12 @@ def _pair_of(value: Any, kind: type, name: str) -> Any:
     return (kind(value[0]), kind(value[1]))
 
 
-def _open(
+def open_dataset(
     spec: DatasetSpec,
     class_names: Sequence[str] | None,
     cfg: DataConfig,
     num_seg_classes: int | None,
-    transform: Transform,
+    transform: Transform | None,
 ) -> PairDataset:
     """The dataset a spec names; `class_names=None` skips its detection labels."""
     root = data_path(spec.root)
@@ -167,7 +167,7 @@ def _concat(
     class_names: Sequence[str] | None,
     num_seg_classes: int | None,
 ) -> tuple[Dataset[Any], list[str]]:
-    parts = [_open(s, class_names, cfg, num_seg_classes, transform) for s in specs]
+    parts = [open_dataset(s, class_names, cfg, num_seg_classes, transform) for s in specs]
     names = [n for p in parts for n in p.names]
     return (parts[0] if len(parts) == 1 else ConcatDataset(parts)), names
 

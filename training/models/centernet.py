@@ -54,6 +54,7 @@ ROAD_CLASSES: tuple[str, ...] = ("person", "bicycle", "car", "motorcycle", "bus"
 
 INPUT_MULTIPLE = 32  # deepest stride: every stride-2 layer then sees an even size
 STRIDE = 4  # output stride of keypoints/wh
+FEATURE_CHANNELS = 128  # channels of the stride-4 feature (CenterNet.features)
 WH_SCALE = 16.0  # the wh head's outputs are distances / 16
 TOP_K = 100
 _UPSTREAM_SIZE = 512
@@ -374,8 +375,8 @@ class CenterNetHead(nn.Module):
         self.up5 = Upsample("c5_upsample", 480, 128)
         self.up4 = Upsample("c4_upsample", 256, 96)
         self.up3 = Upsample("c3_upsample", 192, 64)
-        self.se_reduce = TfConv("CenternetHead/conv1x1_se_a/Relu", 128, 32, relu=True)
-        self.se_expand = TfConv("CenternetHead/conv1x1_se_b/Conv2D", 32, 128, bias=False)
+        self.se_reduce = TfConv("CenternetHead/conv1x1_se_a/Relu", FEATURE_CHANNELS, 32, relu=True)
+        self.se_expand = TfConv("CenternetHead/conv1x1_se_b/Conv2D", 32, FEATURE_CHANNELS, bias=False)
         self.cls = SeparableConv(
             "CenternetHead/centernet_cls_output/separable_conv2d/depthwise",
             "CenternetHead/centernet_cls_output/BiasAdd", 128, num_classes, 3,
@@ -385,13 +386,17 @@ class CenterNetHead(nn.Module):
             "CenternetHead/centernet_wh_output/BiasAdd", 128, 4, 3,
         )  # fmt: skip
 
-    def forward(self, feats: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Backbone taps → (cls logits [N,80,H/4,W/4], raw wh [N,4,H/4,W/4])."""
+    def neck(self, feats: list[torch.Tensor]) -> torch.Tensor:
+        """Backbone taps → the stride-4 FPN feature [N,128,H/4,W/4] that cls and wh read."""
         c2, c3, c4, c5 = feats
         x = F.relu(torch.cat([self.c4(c4), self.up5(c5)], dim=1))  # [N,256,/16]
         x = F.relu(torch.cat([self.c3(c3), self.up4(x)], dim=1))  # [N,192,/8]
         x = F.relu(torch.cat([self.c2(c2), self.up3(x)], dim=1))  # [N,128,/4]
-        x = x * torch.sigmoid(self.se_expand(self.se_reduce(x.mean(dim=(2, 3), keepdim=True))))
+        return x * torch.sigmoid(self.se_expand(self.se_reduce(x.mean(dim=(2, 3), keepdim=True))))
+
+    def forward(self, feats: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Backbone taps → (cls logits [N,80,H/4,W/4], raw wh [N,4,H/4,W/4])."""
+        x = self.neck(feats)
         return self.cls(x), self.wh(x)
 
 
@@ -421,9 +426,18 @@ class CenterNet(nn.Module):
         self._select = ids != list(range(len(COCO_CLASSES)))
 
     def forward(self, images: torch.Tensor) -> CenterNetOutput:
+        return self.detect(self.features(images))
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """[N,3,H,W] RGB 0..255 → the stride-4 feature [N,FEATURE_CHANNELS,H/4,W/4] the outputs read
+        (what a segmentation head shares with the detector)."""
         if not torch.jit.is_tracing():  # traced shapes are tensors; export checks the size itself
             check_input_size(images.shape[2], images.shape[3])
-        logits, wh = self.head(self.backbone(images))
+        return self.head.neck(self.backbone(images))
+
+    def detect(self, feature: torch.Tensor) -> CenterNetOutput:
+        """The outputs from the stride-4 feature of :meth:`features`."""
+        logits, wh = self.head.cls(feature), self.head.wh(feature)
         if self._select:  # a subset or reorder of COCO, not pruned into the cls conv yet
             logits = logits.index_select(1, self.class_ids)
         keypoints, wh = torch.sigmoid(logits), wh * WH_SCALE
