@@ -46,6 +46,7 @@ class FusedImageDetector(nn.Module):
         height, width = fused.shape[2], fused.shape[3]  # tensors while tracing: H, W stay dynamic
         rgb = fused.flip(1).float()  # raw 0..255, as the graph was trained
         det = self.detector(F.interpolate(rgb, size=self.size, mode="bilinear", align_corners=False))[0]
+        det = det.float()  # under fp16/bf16 autocast too: the contract's boxes and scores are float32
         det_h, det_w = self.size
         # Normalise, clip to the image, scale to the input size (per axis: the aspect may differ).
         norm = (det[..., :4] / torch.tensor([det_w, det_h, det_w, det_h], dtype=det.dtype)).clamp(0, 1)
