@@ -32,19 +32,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench_pipeline import (
-    HEIGHT,
-    WIDTH,
-    BenchError,
-    FramePair,
-    default_frames,
-    load_frames,
-    summary,
-)
+from bench_pipeline import default_frames
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.qos import QoSProfile
 from sensor_msgs.msg import Image
 from vision_msgs.msg import Detection2DArray
+
+from fusion_node.bench import HEIGHT, WIDTH, BenchError, FramePair, load_frames, summary
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "ros")]  # the test harness and model
