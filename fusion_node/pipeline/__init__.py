@@ -8,7 +8,13 @@ from __future__ import annotations
 
 from fusion_node.pipeline.agc import AgcConfig, AutoGain
 from fusion_node.pipeline.backends import Backend, open_backend
-from fusion_node.pipeline.errors import ImageError, ModelError, PipelineError, RegistrationError
+from fusion_node.pipeline.errors import (
+    CalibrationError,
+    ImageError,
+    ModelError,
+    PipelineError,
+    RegistrationError,
+)
 from fusion_node.pipeline.images import (
     SUPPORTED_ENCODINGS,
     check_compressed,
@@ -30,6 +36,7 @@ __all__ = [
     "ApproximateTimePairer",
     "AutoGain",
     "Backend",
+    "CalibrationError",
     "Detection",
     "Frame",
     "FusionPipeline",

@@ -17,3 +17,7 @@ class ModelError(PipelineError):
 
 class RegistrationError(PipelineError):
     """The infrared image cannot be mapped into the visible image's geometry."""
+
+
+class CalibrationError(RegistrationError):
+    """A camera calibration (K, D, extrinsics) that cannot give an IR -> visible registration."""

@@ -37,6 +37,7 @@ class PipelineConfig:
         engine_cache_dir: TensorRT engine cache; None = ~/.cache/fusion_node/engines.
         score_threshold, nms_iou_threshold: runtime filters on top of the graph's own.
         homography: IR -> visible pixels (3×3 or 9 values); None = already registered.
+        registration: instead of `homography`, e.g. from the cameras' calibration (calibration.py).
         input_size: (height, width) fed to the model; None = the model's metadata. Both must be
             multiples of the model's size_divisor.
         fit: how a visible image of another aspect ratio goes into input_size: "stretch" (fills
@@ -52,6 +53,7 @@ class PipelineConfig:
     score_threshold: float = defaults.SCORE_THRESHOLD
     nms_iou_threshold: float = defaults.NMS_IOU_THRESHOLD
     homography: np.ndarray | Sequence[float] | None = None
+    registration: Registration | None = None
     agc: AgcConfig = field(default_factory=AgcConfig)
     input_size: tuple[int, int] | None = None
     fit: Fit = defaults.FIT
@@ -96,7 +98,7 @@ class FusionPipeline:
         height, width = self.input_size
         self._visible_in = np.empty((1, 3, height, width), np.uint8)  # reused: no allocation per pair
         self._agc = AutoGain(config.agc)
-        self._registration = Registration(config.homography)
+        self._registration = config.registration or Registration(config.homography)
         self._lock = threading.Lock()
         self._score = config.score_threshold
         self._nms_iou = config.nms_iou_threshold
@@ -111,6 +113,15 @@ class FusionPipeline:
         """(score, nms_iou) currently applied."""
         with self._lock:
             return self._score, self._nms_iou
+
+    @property
+    def registration(self) -> Registration:
+        """The IR -> visible registration in use (its `source` says where it comes from)."""
+        return self._registration
+
+    def set_registration(self, registration: Registration) -> None:
+        """Use `registration` from the next `process` on (e.g. once both CameraInfo arrived)."""
+        self._registration = registration  # one reference swap: safe beside a running `process`
 
     def set_thresholds(self, score: float | None = None, nms_iou: float | None = None) -> None:
         """Change the runtime thresholds (None keeps one); takes effect on the next `process`.
