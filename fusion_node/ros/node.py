@@ -34,6 +34,7 @@ from rcl_interfaces.msg import SetParametersResult
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecyclePublisher, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
+from rclpy.qos import QoSProfile
 from rclpy.signals import SignalHandlerOptions
 from rclpy.subscription import Subscription
 from rclpy.time import Time
@@ -44,6 +45,7 @@ from vision_msgs.msg import Detection2DArray, LabelInfo
 from fusion_node.pipeline import (
     AgcConfig,
     ApproximateTimePairer,
+    CalibrationError,
     FusionPipeline,
     ImageError,
     ModelInfo,
@@ -59,7 +61,8 @@ from fusion_node.pipeline import (
     overlay,
 )
 from fusion_node.pipeline.pairing import Stream
-from fusion_node.ros import params, qos
+from fusion_node.pipeline.registration import PendingRegistration
+from fusion_node.ros import calibration, params, qos
 from fusion_node.ros.health import Health, HealthConfig, Level
 from fusion_node.ros.messages import detections_msg, diagnostics_msg, image_msg, label_info_msg
 from fusion_node.ros.runtime import LatestSlot, LogThrottle
@@ -107,9 +110,7 @@ def pipeline_config(values: dict[str, Any]) -> PipelineConfig:
         score_threshold=values["score_threshold"],
         nms_iou_threshold=values["nms_iou_threshold"],
         fit=values["fit"],
-        homography=np.asarray(values["homography"], np.float64).reshape(3, 3)
-        if values["homography"]
-        else None,
+        registration=calibration.initial_registration(values),
         agc=AgcConfig(
             mode=values["agc_mode"],
             low_percentile=values["agc_low_percentile"],
@@ -221,6 +222,7 @@ class FusionNode(LifecycleNode):
             )
         self._create_publishers(info)
         self.get_logger().info(f"configured: model {info.model_name}, backend {pipeline.backend_name}")
+        self.get_logger().info(f"registration: {pipeline.registration.source}")
         return super().on_configure(state)
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -347,6 +349,37 @@ class FusionNode(LifecycleNode):
                 CameraInfo, info_topic, keep, profile, **self._qos_options(info_topic, "subscription")
             )
             self._camera_subscriptions.append(subscription)
+        self._subscribe_calibration(profile)
+
+    def _subscribe_calibration(self, profile: QoSProfile) -> None:
+        """With both camera_info topics (and no homography or files): the registration from them."""
+        if not calibration.uses_topics(self._values):
+            return
+        listener = calibration.CameraInfoRegistration(self._values)
+        for camera in CAMERAS:
+            topic = self._values[f"{camera}_camera_info_topic"]
+            subscription = self.create_subscription(
+                CameraInfo,
+                topic,
+                lambda msg, camera=camera: self._calibrate(listener, camera, msg),
+                profile,
+                **self._qos_options(topic, "subscription"),
+            )
+            self._camera_subscriptions.append(subscription)
+
+    def _calibrate(self, listener: calibration.CameraInfoRegistration, camera: str, msg: CameraInfo) -> None:
+        """Hand the pipeline a new registration when the calibration is complete or changed.
+
+        Computed here, once per change (a remap table for distorted cameras: tens of ms), not per frame.
+        """
+        try:
+            registration = listener.update(camera, msg)
+        except CalibrationError as err:  # pairs then fail with this reason, on /diagnostics too
+            registration = PendingRegistration(f"no registration from the camera_info topics: {err}")
+            self.get_logger().error(registration.reason)
+        if registration is not None and self._pipeline is not None:
+            self._pipeline.set_registration(registration)
+            self.get_logger().info(f"registration: {registration.source}")
 
     def _qos_options(self, topic: str, entity: str) -> dict[str, Any]:
         """QoS overrides and incompatible-QoS reports (log and /diagnostics WARN) for `topic`."""
@@ -554,6 +587,7 @@ class FusionNode(LifecycleNode):
                 "model": info.model_name,
                 "detection_trained": info.detection_trained,
                 "segmentation_trained": info.segmentation_trained,
+                "registration": self._pipeline.registration.source,
             }
         values |= {name: float(self.get_parameter(name).value) for name in params.RUNTIME_PARAMETERS}
         header = Header(stamp=self.get_clock().now().to_msg())

@@ -66,7 +66,15 @@ SPECS = (
         "visible_camera_info_topic",
         "",
         "The visible camera's sensor_msgs/CameraInfo: republished as ~/fused/camera_info with the "
-        "fused image's header (its geometry is the visible image's); empty = not published.",
+        "fused image's header (its geometry is the visible image's); empty = not published. With "
+        "ir_camera_info_topic it also gives the registration.",
+    ),
+    Spec(
+        "ir_camera_info_topic",
+        "",
+        "The IR camera's sensor_msgs/CameraInfo: with visible_camera_info_topic and the "
+        "ir_to_visible_* extrinsics, the IR -> visible registration is computed from both "
+        "(unless homography or the calibration files are set); empty = not used.",
     ),
     Spec("ir_transport", "raw", "How the infrared camera publishes.", choices=("raw", "compressed")),
     Spec("visible_transport", "raw", "How the visible camera publishes.", choices=("raw", "compressed")),
@@ -115,7 +123,35 @@ SPECS = (
     Spec(
         "homography",
         Parameter.Type.DOUBLE_ARRAY,
-        "Row-major 3x3 homography mapping IR pixels into the visible image; unset or empty = none.",
+        "Row-major 3x3 homography mapping IR pixels into the visible image; unset or empty = none. "
+        "Overrides the calibration (files or camera_info topics).",
+    ),
+    Spec(
+        "ir_calibration_file",
+        "",
+        "The IR camera's calibration YAML (camera_calibration_parsers format); with "
+        "visible_calibration_file and the ir_to_visible_* extrinsics it gives the registration "
+        "(before the camera_info topics); empty = not used.",
+    ),
+    Spec("visible_calibration_file", "", "The visible camera's calibration YAML; see ir_calibration_file."),
+    Spec(
+        "ir_to_visible_translation",
+        Parameter.Type.DOUBLE_ARRAY,
+        "Translation x, y, z (m) of the transform from the IR optical frame to the visible one "
+        "(X_visible = R X_ir + t: `ros2 run tf2_ros tf2_echo <visible frame> <IR frame>`); needed by "
+        "the calibration.",
+    ),
+    Spec(
+        "ir_to_visible_rotation",
+        Parameter.Type.DOUBLE_ARRAY,
+        "Rotation of that transform as a quaternion x, y, z, w; unset or empty = none.",
+    ),
+    Spec(
+        "registration_depth_m",
+        10.0,
+        "Distance (m) of the fronto-parallel scene plane the calibration registers exactly; points "
+        "at half of it and at infinity are off by f*baseline/distance px (logged). 0 = infinitely far.",
+        limits=(0.0, 1e6),
     ),
     Spec("agc_mode", _AGC.mode, "Automatic gain control of 16-bit IR.", choices=("auto", "on", "off")),
     Spec(
@@ -154,11 +190,14 @@ SPECS = (
     ),
 )
 
+# Arrays whose default is "unset": a params file's [] leaves them unset too (rclpy has no empty typed array).
+ARRAY_PARAMETERS = tuple(spec.name for spec in SPECS if spec.default == Parameter.Type.DOUBLE_ARRAY)
+
 
 def declare(node: Node) -> dict[str, Any]:
     """Declare every parameter on `node` and return the values.
 
-    rclpy enforces types and ranges; the pipeline checks homography and AGC values.
+    rclpy enforces types and ranges; the pipeline checks homography, calibration and AGC values.
 
     Raises:
         NodeConfigError: a string parameter outside its choices.
@@ -171,7 +210,8 @@ def declare(node: Node) -> dict[str, Any]:
                 f"parameter {spec.name}={value!r} is invalid; use one of {', '.join(spec.choices)}"
             )
         values[spec.name] = value
-    values["homography"] = list(values["homography"] or [])  # unset (None) and [] mean: none
+    for name in ARRAY_PARAMETERS:
+        values[name] = list(values[name] or [])  # unset (None) and [] mean: none
     return values
 
 

@@ -19,6 +19,7 @@ from rclpy.parameter import Parameter
 from ros_harness import domain_id
 
 from fusion_node.ros.node import FusionNode
+from fusion_node.ros.params import ARRAY_PARAMETERS
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -66,7 +67,7 @@ def test_params_yaml_sets_every_parameter_to_its_default(declared: dict[str, Any
     for name, value in params.items():
         if name == "model_path":  # overridden by the test; its default is ""
             assert value == ""
-        elif name == "homography":  # [] leaves the typed array unset = no homography
+        elif name in ARRAY_PARAMETERS:  # [] leaves the typed array unset = none
             assert value == [] and declared[name] is None
         else:
             assert value == declared[name], name
