@@ -232,7 +232,8 @@ class Calibration:
         return f"plane at {depth_m:g} m, parallax up to {parallax:.1f} px from {depth_m / 2:g} m to infinity"
 
     def registration(self, depth_m: float, source: str) -> Registration:
-        """The Registration of the plane at depth_m (a remap table when a camera is distorted)."""
+        """The Registration of the plane at depth_m (a remap table, built at first use, when a camera
+        is distorted)."""
         text = f"{source}: {self.describe(depth_m)}"
         expected = {
             "ir": (self.ir.height, self.ir.width),
@@ -240,7 +241,7 @@ class Calibration:
         }
         if not (self.ir.distorted or self.visible.distorted):
             return Registration(self.homography(depth_m), source=text, expected_hw=expected)
-        return Registration(maps=self._remap_table(depth_m), source=text, expected_hw=expected)
+        return Registration(maps=lambda: self._remap_table(depth_m), source=text, expected_hw=expected)
 
     def _remap_table(self, depth_m: float) -> tuple[np.ndarray, np.ndarray]:
         """For each raw visible pixel, the raw IR pixel seen there (x, y float32; -1 when none)."""

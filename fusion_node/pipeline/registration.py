@@ -6,12 +6,14 @@ A homography (hand-entered, or from the calibration when no camera is distorted)
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import cv2
 import numpy as np
 
 from fusion_node.pipeline.errors import RegistrationError
+
+Maps = tuple[np.ndarray, np.ndarray]
 
 
 class Registration:
@@ -22,7 +24,8 @@ class Registration:
             mapping IR pixel coordinates to visible pixel coordinates; None or empty (and no
             `maps`) = the cameras are already registered (same size, same pixels).
         maps: (map_x, map_y) float32 tables of visible size: the IR pixel seen at each visible
-            pixel (cv2.remap); instead of a homography.
+            pixel (cv2.remap), instead of a homography; or a function that computes them at first
+            use, so that the worker thread, not a ROS callback, pays for it (seconds for 1080p).
         source: where the registration comes from, for the log and /diagnostics (None: the
             homography parameter, or none).
         expected_hw: {"ir": (h, w), "visible": (h, w)}: the image sizes a calibration is for;
@@ -33,12 +36,12 @@ class Registration:
         self,
         homography: np.ndarray | Sequence[float] | None = None,
         *,
-        maps: tuple[np.ndarray, np.ndarray] | None = None,
+        maps: Maps | Callable[[], Maps] | None = None,
         source: str | None = None,
         expected_hw: Mapping[str, tuple[int, int]] | None = None,
     ) -> None:
         self.homography: np.ndarray | None = None
-        self.maps = maps
+        self._maps = maps
         self.expected_hw = dict(expected_hw or {})
         given = homography is not None and np.size(homography) > 0
         default = "homography parameter" if given else "none (cameras registered)"
@@ -59,6 +62,13 @@ class Registration:
             )
         self.homography = matrix
 
+    @property
+    def maps(self) -> Maps | None:
+        """The remap tables (computed now if they were given as a function), or None."""
+        if callable(self._maps):
+            self._maps = self._maps()
+        return self._maps
+
     def warp_ir(self, ir: np.ndarray, visible_shape: tuple[int, ...]) -> np.ndarray:
         """Return `ir` in the visible geometry (visible_shape[:2] = height, width)."""
         height, width = int(visible_shape[0]), int(visible_shape[1])
@@ -69,8 +79,9 @@ class Registration:
                     f"{camera} image is {hw[1]}×{hw[0]} but its calibration is for "
                     f"{expected[1]}×{expected[0]} ({self.source}); give that camera's own calibration"
                 )
-        if self.maps is not None:
-            return cv2.remap(ir, *self.maps, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+        maps = self.maps
+        if maps is not None:
+            return cv2.remap(ir, *maps, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
         if self.homography is None:
             if ir.shape[:2] != (height, width):
                 raise RegistrationError(

@@ -370,7 +370,7 @@ class FusionNode(LifecycleNode):
     def _calibrate(self, listener: calibration.CameraInfoRegistration, camera: str, msg: CameraInfo) -> None:
         """Hand the pipeline a new registration when the calibration is complete or changed.
 
-        Computed here, once per change (a remap table for distorted cameras: tens of ms), not per frame.
+        Cheap here: a distorted calibration's remap table is built by the worker at its next pair.
         """
         try:
             registration = listener.update(camera, msg)
