@@ -179,15 +179,16 @@ class Extrinsics:
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], source: str) -> Extrinsics:
-        """From {translation: [x, y, z], rotation: [x, y, z, w]} or {translation, rpy: [r, p, y]}."""
+        """From {translation: [x, y, z], rotation: [x, y, z, w]} or {translation, rpy: [r, p, y]};
+        errors start with `source` (a file, parameters)."""
         try:
-            if "rpy" in data:
-                if "rotation" in data:
-                    raise CalibrationError(f"{source}: give rotation (quaternion) or rpy, not both")
-                return cls(
-                    rpy_matrix(*(float(a) for a in data["rpy"])), cls.of(data["translation"]).translation
-                )
-            return cls.of(data["translation"], data.get("rotation") or ())
+            if "rpy" not in data:
+                return cls.of(data["translation"], data.get("rotation") or ())
+            if "rotation" in data:
+                raise CalibrationError("give rotation (a quaternion) or rpy, not both")
+            return cls(rpy_matrix(*(float(a) for a in data["rpy"])), cls.of(data["translation"]).translation)
+        except CalibrationError as err:
+            raise CalibrationError(f"{source}: {err}") from err
         except (KeyError, TypeError, ValueError) as err:
             raise CalibrationError(
                 f"{source}: expected translation: [x, y, z], rotation: [x, y, z, w] or rpy: [r, p, y]: {err}"

@@ -43,7 +43,11 @@ def extrinsics(values: dict[str, Any]) -> Extrinsics:
             "the calibration needs the IR -> visible extrinsics: set ir_to_visible_translation [x, y, z] m "
             "and ir_to_visible_rotation [x, y, z, w] (tf2_echo <visible frame> <IR frame> prints them)"
         )
-    return Extrinsics.of(values["ir_to_visible_translation"], values["ir_to_visible_rotation"])
+    transform = {
+        "translation": values["ir_to_visible_translation"],
+        "rotation": values["ir_to_visible_rotation"],
+    }
+    return Extrinsics.from_mapping(transform, "parameters ir_to_visible_translation, ir_to_visible_rotation")
 
 
 def initial_registration(values: dict[str, Any]) -> Registration:

@@ -112,6 +112,14 @@ def test_homography_overrides_files_and_topics_and_says_so(tmp_path: Path) -> No
         ({"ir_camera_info_topic": IR_INFO}, "visible_camera_info_topic is not"),
         ({"ir_calibration_file": "ir.yaml", **CALIBRATED}, "set both or neither"),
         (
+            {
+                "ir_camera_info_topic": IR_INFO,
+                "visible_camera_info_topic": VISIBLE_INFO,
+                "ir_to_visible_translation": [0.1],
+            },
+            "parameters ir_to_visible_translation, ir_to_visible_rotation: IR -> visible translation",
+        ),
+        (
             {"ir_calibration_file": "no.yaml", "visible_calibration_file": "no.yaml", **CALIBRATED},
             "cannot read",
         ),
