@@ -32,7 +32,8 @@ def detector_input_size(input_size: tuple[int, int], long_side: int) -> tuple[in
 
 
 class FusedImageDetector(nn.Module):
-    """uint8 BGR [N,3,H,W] → (boxes [N,K,4] in H×W pixels, scores [N,K], classes [N,K], num [N]).
+    """uint8 BGR [N,3,H,W] → ``features`` (the stride-4 feature, which a SegHead shares) → ``decode``
+    → (boxes [N,K,4] in H×W pixels, scores [N,K], classes [N,K], num [N]).
 
     K = the detector's top-K; rows at or below ``score_threshold`` (the sorted tail) are zero.
     """
@@ -43,9 +44,6 @@ class FusedImageDetector(nn.Module):
         self.detector = detector
         self.size = size
         self.score_threshold = score_threshold
-
-    def forward(self, fused: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        return self.decode(self.features(fused), fused.shape[2], fused.shape[3])
 
     def features(self, fused: torch.Tensor) -> torch.Tensor:
         """uint8 BGR [N,3,H,W] → the detector's stride-4 feature at ``size`` (what a SegHead reads)."""
