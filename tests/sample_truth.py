@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import pytest
 
 from training.data.yolo import read_yolo, yolo_to_xyxy
@@ -35,3 +36,17 @@ def best_match(found: Sequence[tuple[str, Box]], truth: Sequence[tuple[str, Box]
         return w * h / union if union > 0 else 0.0
 
     return max((iou(f, t) for cf, f in found for ct, t in truth if cf == ct), default=0.0)
+
+
+def mask_against_boxes(
+    mask: np.ndarray, class_id: int, truth: Sequence[tuple[str, Box]], name: str
+) -> tuple[float, float]:
+    """(fraction of the mask's ``class_id`` pixels inside ``name`` boxes of ``truth``, fraction of the
+    largest such box those pixels cover): the mask is on the labelled objects and not empty there."""
+    inside = np.zeros(mask.shape, dtype=bool)
+    boxes = [tuple(round(v) for v in box) for cls, box in truth if cls == name]
+    for x1, y1, x2, y2 in boxes:
+        inside[y1:y2, x1:x2] = True
+    hits = mask == class_id
+    x1, y1, x2, y2 = max(boxes, key=lambda b: (b[2] - b[0]) * (b[3] - b[1]))
+    return float(hits[inside].sum() / max(1, hits.sum())), float(hits[y1:y2, x1:x2].mean())

@@ -1,7 +1,8 @@
 """ONNX export of the inference graph (uint8 IR + BGR in; fused image, detections, segmentation out).
 
 The graph (training/models/inference.py) is fusion → the pretrained CenterNet on the fused image
-(+ the segmentation head when trained); it and its metadata follow docs/model_contract.md. Steps
+(+ a trained segmentation head: the box-supervised SegHead on the detector's feature, ``--seg-head``);
+it and its metadata follow docs/model_contract.md. Steps
 (timm utils/onnx.py, ultralytics exporter): dry run, ``torch.onnx.export`` (TorchScript exporter)
 with named dynamic axes, the detector's weights stored as float16 (as the pretrained file has
 them: exact), ``onnx.checker`` full check, metadata_props, ONNX Runtime parity against PyTorch.
@@ -38,6 +39,8 @@ from training.models.centernet import ROAD_CLASSES, TOP_K, CenterNet
 from training.models.errors import ModelConfigError
 from training.models.fusion import FusionNetConfig, build_fusion_net
 from training.models.inference import FusedImageDetector, InferenceGraph, detector_input_size
+from training.models.seg_classes import SEG_CLASSES
+from training.models.seghead import SegHead, load_seg_head
 from training.models.semantic import SemanticNet, SemanticNetConfig
 from training.paths import CENTERNET, REPO_ROOT, TNO
 
@@ -53,6 +56,14 @@ NMS_IOU_THRESHOLD = 1.0
 MIN_SEG_AGREEMENT = 0.999
 # Keys the graph itself decides, so they cannot disagree with it (the caller gives the others).
 _GRAPH_KEYS = ("class_names", "detection_trained", "segmentation_trained")
+# The description's note of the segmentation output; the contract has no key for what a SegHead
+# learned from, so the description names it.
+SEG_HEAD_NOTE = (
+    "segmentation: SegHead on the detector's stride-4 feature, trained with box supervision "
+    "(boxes, not masks; docs/segmentation.md)"
+)
+SEMANTIC_NOTE = "segmentation: the checkpoint's trained semantic net"
+NO_SEG_NOTE = "segmentation: NOT trained (outputs zeros)"
 Frame = tuple[np.ndarray, np.ndarray]  # (ir uint8 H×W, visible uint8 H×W×3 BGR)
 
 
@@ -72,13 +83,17 @@ def _metadata(
             f"metadata lacks {missing} / sets {extra}: pass exactly {required} "
             f"(the graph sets {list(_GRAPH_KEYS)})"
         )
+    seg_head = isinstance(graph.segmenter, SegHead)
+    seg_note = SEG_HEAD_NOTE if seg_head else NO_SEG_NOTE if graph.segmenter is None else SEMANTIC_NOTE
+    if seg_head and json.loads(caller["seg_class_names"]) != list(SEG_CLASSES):
+        raise ExportError(f"a SegHead predicts SEG_CLASSES: pass seg_class_names {json.dumps(SEG_CLASSES)}")
     detector = graph.detector.detector
     det_h, det_w = graph.detector.size
     props = {
         **caller,
         "description": (
             f"{caller['description']}; detector: pretrained COCO CenterNet-MobileNetV3 (frozen, "
-            f"docs/detector.md) on the fused image at {det_h}×{det_w}"
+            f"docs/detector.md) on the fused image at {det_h}×{det_w}; {seg_note}"
         ),
         "class_names": json.dumps(list(detector.classes)),
         "detection_trained": "true",  # pretrained: docs/detector.md
@@ -146,7 +161,7 @@ def export_onnx(
     out_path: str | Path,
     *,
     metadata: dict[str, str],
-    segmenter: SemanticNet | None = None,
+    segmenter: SegHead | SemanticNet | None = None,
     input_size: tuple[int, int] = INPUT_SIZE,
     detector_size: int = DETECTOR_SIZE,
     opset: int = OPSET,
@@ -156,7 +171,8 @@ def export_onnx(
     """Export the inference graph to ``out_path``, verify it, return (path, parity report).
 
     ``detector`` (``load_detector``) runs on the fused image resized to ``detector_size`` on its
-    longer side (aspect of ``input_size`` kept); ``segmenter`` is a trained semantic net or None
+    longer side (aspect of ``input_size`` kept); ``segmenter`` is a trained SegHead (on the
+    detector's feature; seg_class_names must be SEG_CLASSES), a trained semantic net, or None
     (segmentation output zeros, ``segmentation_trained`` false). ``metadata`` holds the caller's
     keys: model_name, seg_class_names (JSON list), description; the rest come from the graph.
     Parity runs on ``frames`` (default: one synthetic pair); ExportError on any failure.
@@ -321,12 +337,13 @@ def load_checkpoint_models(path: str | Path) -> tuple[nn.Module, SemanticNet | N
             segmenter.eval()
     except (ModelConfigError, TypeError, RuntimeError) as err:
         raise ExportError(f"{path}: the config does not build the saved networks: {err}") from err
-    meta = {"seg_class_names": seg_class_names, "description": _describe(ckpt, seg_trained)}
+    meta = {"seg_class_names": seg_class_names, "description": _describe(ckpt)}
     return fusion.eval(), segmenter, meta
 
 
-def _describe(ckpt: dict[str, Any], seg_trained: bool) -> str:
-    """One line for logs and model cards: architecture, training mode, data, steps, segmentation."""
+def _describe(ckpt: dict[str, Any]) -> str:
+    """One line for logs and model cards: architecture, training mode, data, steps, val metrics
+    (the segmentation is named by the export, which knows what the graph holds)."""
     config = ckpt.get("config", {})
     bilevel = config.get("bilevel", {})
     data = [spec.get("root", "?") for spec in config.get("data", {}).get("fusion_train", [])]
@@ -334,7 +351,6 @@ def _describe(ckpt: dict[str, Any], seg_trained: bool) -> str:
         f"fusion net {config.get('fusion_net', {}).get('arch', '?')}, "
         f"{bilevel.get('mode', '?')}/{bilevel.get('aggregation', '?')} training, "
         f"{ckpt.get('step', '?')} steps on {', '.join(data) or '?'}; "
-        f"segmentation head {'trained' if seg_trained else 'NOT trained'}; "
         f"val metrics {json.dumps({k: round(float(v), 4) for k, v in ckpt.get('metrics', {}).items()})}"
     )
 
@@ -358,19 +374,30 @@ def export_checkpoint(
     max_detections: int = MAX_DETECTIONS,
     score_threshold: float = SCORE_THRESHOLD,
     check_dir: Path | None = None,
+    seg_head: Path | None = None,
 ) -> tuple[Path, dict[str, Any]]:
-    """A training checkpoint + the pretrained detector -> contract ONNX at ``out``, parity checked
-    on ``check_dir``'s pairs (default: TNO when present, else a synthetic pair).
+    """A training checkpoint + the pretrained detector (+ ``seg_head``, a ``head.pt`` of
+    ``training.train_seg``) -> contract ONNX at ``out``, parity checked on ``check_dir``'s pairs
+    (default: TNO when present, else a synthetic pair).
 
     Returns:
         (path, parity report).
 
     Raises:
-        ExportError: the checkpoint, the detector files or options, the check folder or the export
-            is unusable.
+        ExportError: the checkpoint, the detector files or options, the seg head, the check folder or
+            the export is unusable.
     """
-    fusion, segmenter, meta = load_checkpoint_models(checkpoint)
+    fusion, semantic, meta = load_checkpoint_models(checkpoint)
+    segmenter: SegHead | SemanticNet | None = semantic
     detector = load_detector(detector_path, classes, max_detections)
+    if seg_head is not None:
+        if segmenter is not None:
+            raise ExportError(f"{checkpoint} has a trained segmentation head: drop --seg-head {seg_head}")
+        try:
+            segmenter = load_seg_head(seg_head)
+        except ModelConfigError as err:
+            raise ExportError(f"--seg-head: {err}") from err
+        meta["seg_class_names"] = list(SEG_CLASSES)
     check_dir = check_dir or (TNO if TNO.is_dir() else None)
     metadata = {
         "model_name": out.stem,
@@ -407,6 +434,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--check", type=Path, help="dataset folder of pairs for parity (default: TNO if present)"
     )
+    parser.add_argument(
+        "--seg-head", type=Path, help="a head.pt of python -m training.train_seg (box-supervised SegHead)"
+    )
     args = parser.parse_args(argv)
     try:
         out, report = export_checkpoint(
@@ -419,6 +449,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             max_detections=args.max_detections,
             score_threshold=args.score_threshold,
             check_dir=args.check,
+            seg_head=args.seg_head,
         )
     except ExportError as err:
         print(f"ERROR: {err}", file=sys.stderr)

@@ -24,21 +24,27 @@ from ros_harness import (
     image,
     real_pair,
 )
-from sample_truth import best_match, sample_truth
+from sample_truth import best_match, mask_against_boxes, sample_truth
 from sensor_msgs.msg import CompressedImage, Image
 from vision_msgs.msg import Detection2DArray, LabelInfo
+
+from training.models.seg_classes import SEG_CLASSES
 
 TOPICS = {"ir_topic": "/thermal/image_raw", "visible_topic": "/camera/image_raw"}
 SAMPLE = REPO / "fusion_node" / "sample"
 
 
-def pair_publisher(ros: RosClient, ir8: np.ndarray, visible: np.ndarray) -> Callable[[], None]:
-    """Publishes the pair as raw images on TOPICS, one stamp per call."""
+def pair_publisher(
+    ros: RosClient, ir8: np.ndarray, visible: np.ndarray, stamps: list[int] | None = None
+) -> Callable[[], None]:
+    """Publishes the pair as raw images on TOPICS, one stamp per call (appended to ``stamps``)."""
     ir_pub = ros.publisher(Image, TOPICS["ir_topic"])
     visible_pub = ros.publisher(Image, TOPICS["visible_topic"])
 
     def publish() -> None:
         stamp = ros.node.get_clock().now().nanoseconds
+        if stamps is not None:
+            stamps.append(stamp)
         ir_pub.publish(image(ir8, "mono8", stamp, IR_FRAME))
         visible_pub.publish(image(visible, "bgr8", stamp, VISIBLE_FRAME))
 
@@ -100,21 +106,33 @@ def test_untrained_detection_head_publishes_no_detections(
 
 
 @pytest.mark.skipif(not (REPO / "models" / "fusion_rt.onnx").is_file(), reason="no default model in models/")
-def test_default_model_publishes_real_detections(tmp_path: Path) -> None:
-    """model_path empty = the shipped model: the bundled pair's pedestrian comes back as a person box."""
+def test_default_model_publishes_real_detections_and_masks(tmp_path: Path) -> None:
+    """model_path empty = the shipped model: the bundled pair's pedestrian comes back as a person box,
+    and as person pixels of a mono8 class-id mask at the visible image's size, with its header."""
     truth = sample_truth("00036N")
     ir8 = cv2.imread(str(SAMPLE / "ir" / "00036N.jpg"), cv2.IMREAD_GRAYSCALE)
     visible = cv2.imread(str(SAMPLE / "vi" / "00036N.jpg"), cv2.IMREAD_COLOR)
+    stamps: list[int] = []
     with NodeProcess(tmp_path, domain_id(0), {"model_path": "", **TOPICS}) as node:
         assert "model fusion_rt" in node.wait_for_line("configured:", timeout=60.0)
         with client(domain_id(0)) as ros:
             ros.subscribe(Detection2DArray, f"{NODE}/detections")
+            for topic in ("segmentation", "segmentation/color"):
+                ros.subscribe(Image, f"{NODE}/{topic}")
             latched = QoSProfile(depth=1, durability=QoSDurabilityPolicy.TRANSIENT_LOCAL)
-            ros.subscribe(LabelInfo, f"{NODE}/label_info", latched)  # the names of the class ids
-            publish = pair_publisher(ros, ir8, visible)
+            for topic in ("label_info", "segmentation/label_info"):  # the names of the class ids
+                ros.subscribe(LabelInfo, f"{NODE}/{topic}", latched)
+            publish = pair_publisher(ros, ir8, visible, stamps)
             msg = ros.wait_for(f"{NODE}/detections", lambda m: len(m.detections) > 0, 60.0, publish)
-            ros.wait_until(lambda: bool(ros.received[f"{NODE}/label_info"]), 10.0, "label info")
+            for topic in ("segmentation", "segmentation/color", "label_info", "segmentation/label_info"):
+                ros.wait_until(lambda t=topic: bool(ros.received[f"{NODE}/{t}"]), 10.0, topic)
             names = {c.class_id: c.class_name for c in ros.received[f"{NODE}/label_info"][-1].class_map}
+            seg_names = {
+                c.class_name: c.class_id
+                for c in ros.received[f"{NODE}/segmentation/label_info"][-1].class_map
+            }
+            mask_msg = ros.received[f"{NODE}/segmentation"][-1]
+            color_msg = ros.received[f"{NODE}/segmentation/color"][-1]
         assert msg.header.frame_id == VISIBLE_FRAME
         found = []
         for det in msg.detections:
@@ -127,6 +145,18 @@ def test_default_model_publishes_real_detections(tmp_path: Path) -> None:
             )
             found.append((names[int(det.results[0].hypothesis.class_id)], box))
         assert best_match(found, truth) >= 0.5, found
+        # The masks: the visible image's size and header (frame and one of the pairs' stamps).
+        height, width = visible.shape[:2]
+        for image_msg, encoding in ((mask_msg, "mono8"), (color_msg, "bgr8")):
+            assert (image_msg.height, image_msg.width, image_msg.encoding) == (height, width, encoding)
+            assert image_msg.header.frame_id == VISIBLE_FRAME
+            stamp = image_msg.header.stamp.sec * 10**9 + image_msg.header.stamp.nanosec
+            assert stamp in stamps
+        assert list(seg_names) == list(SEG_CLASSES)
+        mask = np.frombuffer(bytes(mask_msg.data), np.uint8).reshape(height, mask_msg.step)[:, :width]
+        assert set(np.unique(mask)) <= set(seg_names.values())
+        on_people, on_largest = mask_against_boxes(mask, seg_names["person"], truth, "person")
+        assert on_people > 0.8 and on_largest > 0.15, (on_people, on_largest)
         assert node.stop()[0] == 0
 
 

@@ -23,6 +23,7 @@ from training.models.centernet import ROAD_CLASSES
 from training.models.color import bgr_to_ycrcb
 from training.models.fusion import FusionNetConfig, build_fusion_net
 from training.models.inference import FusedImageDetector, InferenceGraph, detector_input_size
+from training.models.seghead import SegHead, SegHeadConfig
 from training.models.semantic import SemanticNet, SemanticNetConfig
 from training.paths import CENTERNET
 from training.train import train
@@ -97,8 +98,9 @@ def test_bf16_autocast_training_learns(mode: str, data_dir: Path, tmp_path: Path
     assert torch.corrcoef(torch.stack([fused.flatten(), mean.flatten()]))[0, 1] > 0.5
 
 
-@pytest.mark.parametrize("arch", ["realtime", "paper"])
-def test_inference_graph_runs_under_bf16_autocast(arch: str, data_dir: Path) -> None:
+# Each fusion arch once, each segmenter kind once: the SegHead on the detector's feature, the semantic net.
+@pytest.mark.parametrize(("arch", "seg"), [("realtime", "seghead"), ("paper", "semantic")])
+def test_inference_graph_runs_under_bf16_autocast(arch: str, seg: str, data_dir: Path) -> None:
     torch.manual_seed(0)
     fusion = build_fusion_net(FusionNetConfig(arch=arch, widths=(8, 8, 16), paper_width=8, paper_growth=4))
     torch.nn.init.normal_(fusion.tail.weight if arch == "paper" else fusion.out.weight, std=0.05)
@@ -107,7 +109,11 @@ def test_inference_graph_runs_under_bf16_autocast(arch: str, data_dir: Path) -> 
     detector = load_detector(CENTERNET, ROAD_CLASSES, max_detections=20)
     # A low threshold keeps several of the top-20 peaks on these crops: the sort order is checked.
     head = FusedImageDetector(detector, detector_input_size((96, 128), 128), score_threshold=0.01)
-    segmenter = SemanticNet(SemanticNetConfig(num_classes=3, num_seg_classes=4, width=8, neck_width=16))
+    segmenter = (
+        SegHead(SegHeadConfig(width=8))
+        if seg == "seghead"
+        else SemanticNet(SemanticNetConfig(num_classes=3, num_seg_classes=4, width=8, neck_width=16))
+    )
     graph = InferenceGraph(fusion, head, segmenter).eval()
     names = sorted((data_dir / "roadscene" / "ir").iterdir())[:2]
     ir = torch.stack(
@@ -124,7 +130,8 @@ def test_inference_graph_runs_under_bf16_autocast(arch: str, data_dir: Path) -> 
         with torch.autocast("cpu", dtype=torch.bfloat16):
             out = graph(ir, vis)
     assert [t.dtype for t in out] == [t.dtype for t in ref]  # the contract's dtypes, float32 boxes/scores
-    fused, boxes, scores, _classes, num, _seg = out
+    fused, boxes, scores, _classes, num, seg = out
     assert (fused.int() - ref[0].int()).abs().float().mean() < 2  # bf16 convs, same image
+    assert seg.shape == ir[:, 0].shape and int(seg.max()) < 4  # class ids at the input size
     assert int(num.sum()) > 0 and boxes.isfinite().all()
     assert (scores.diff(dim=1) <= 0).all()  # descending

@@ -12,12 +12,14 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from fusion_node.pipeline import ModelInfo, open_backend
+from fusion_node.pipeline import FusionPipeline, ModelInfo, PipelineConfig, open_backend
 from fusion_node.pipeline.model import CALLER_KEYS, CONTRACT, CONTRACT_INPUTS, CONTRACT_OUTPUTS
 from fusion_node.pipeline.pair_files import find_pairs, read_pair
 from training.export import (
     NMS_IOU_THRESHOLD,
     SCORE_THRESHOLD,
+    SEG_HEAD_NOTE,
+    SEMANTIC_NOTE,
     ExportError,
     check_parity,
     export_onnx,
@@ -28,6 +30,8 @@ from training.export import (
 from training.models.centernet import ROAD_CLASSES, CenterNet
 from training.models.fusion import FusionNetConfig, build_fusion_net
 from training.models.inference import FusedImageDetector, InferenceGraph, detector_input_size
+from training.models.seg_classes import SEG_CLASSES
+from training.models.seghead import SegHead, SegHeadConfig
 from training.models.semantic import SemanticNet, SemanticNetConfig
 from training.paths import CENTERNET, SHARED_DATA
 
@@ -104,7 +108,7 @@ def test_export_follows_the_runtime_contract(exported: tuple[Path, InferenceGrap
         nms_iou_threshold=NMS_IOU_THRESHOLD,
         model_name="tiny",
         description="test export; detector: pretrained COCO CenterNet-MobileNetV3 (frozen, "
-        "docs/detector.md) on the fused image at 96×128",
+        "docs/detector.md) on the fused image at 96×128; segmentation: NOT trained (outputs zeros)",
     )
     assert meta["contract"] == CONTRACT
     assert {p.domain or "ai.onnx": p.version for p in model.opset_import}["ai.onnx"] == 17
@@ -162,7 +166,54 @@ def test_trained_segmentation_is_exported(tmp_path: Path, detector: CenterNet) -
     )  # fmt: skip
     assert report["segmentation_agreement"] >= 0.999
     meta = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
-    assert meta["segmentation_trained"] == "true"
+    assert meta["segmentation_trained"] == "true" and meta["description"].endswith(SEMANTIC_NOTE)
+
+
+def _seg_head_file(tmp_path: Path) -> Path:
+    """A head.pt as training.train_seg writes it: random classifier rows with zero sum and no bias,
+    so the argmax follows how the (ReLU, all positive) features vary over the image, not their
+    common level: several classes, where the default init predicts one everywhere."""
+    torch.manual_seed(0)
+    head = SegHead(SegHeadConfig(width=8, depth=1))
+    with torch.no_grad():
+        weight = torch.randn_like(head.classifier.weight)
+        head.classifier.weight.copy_(weight - weight.mean(1, keepdim=True))
+        head.classifier.bias.zero_()
+    path = tmp_path / "head.pt"
+    config = {"head": {"width": 8, "depth": 1}}
+    torch.save({"head": head.state_dict(), "classes": list(SEG_CLASSES), "config": config}, path)
+    return path
+
+
+def test_seg_head_is_exported_and_the_runtime_returns_its_masks(tmp_path: Path, detector: CenterNet) -> None:
+    """fusion-export --seg-head: the SegHead reads the detector's feature in the graph; the runtime
+    (FusionPipeline on ONNX Runtime) returns uint8 SEG_CLASSES ids at the visible image's size."""
+    check = SHARED_DATA / "tno"
+    if not (check / "ir").is_dir():
+        pytest.skip(f"real data missing: {check}")
+    out = tmp_path / "seg.onnx"
+    argv = ["--checkpoint", str(_checkpoint(tmp_path, semantic=False)), "--out", str(out)]
+    argv += ["--check", str(check), "--input-size", *map(str, SIZE), "--detector-size", str(DETECTOR_SIZE)]
+    assert main([*argv, "--seg-head", str(_seg_head_file(tmp_path))]) == 0
+    pipeline = FusionPipeline(PipelineConfig(model_path=out, threads=1))
+    info = pipeline.info
+    assert info.segmentation_trained and info.seg_class_names == SEG_CLASSES
+    assert info.description.endswith(SEG_HEAD_NOTE)  # the card names the supervision: boxes
+    ir, visible = _frames("tno", 1)[0]
+    mask = pipeline.process(ir, visible).segmentation
+    assert mask is not None and mask.dtype == np.uint8 and mask.shape == visible.shape[:2]
+    assert set(np.unique(mask)) <= set(range(len(SEG_CLASSES))) and len(np.unique(mask)) > 1
+    # A checkpoint that has its own trained segmenter and a seg head: the export refuses to pick one.
+    both = ["--checkpoint", str(_checkpoint(tmp_path, semantic=True)), "--out", str(out)]
+    assert main([*both, "--seg-head", str(_seg_head_file(tmp_path))]) == 1
+
+
+def test_seg_head_export_rejects_other_class_names(tmp_path: Path, detector: CenterNet) -> None:
+    with pytest.raises(ExportError, match="SEG_CLASSES"):
+        export_onnx(
+            _tiny_fusion(), detector, tmp_path / "x.onnx", metadata=_metadata(), segmenter=SegHead(),
+            input_size=SIZE, detector_size=DETECTOR_SIZE,
+        )  # fmt: skip
 
 
 def test_export_rejects_bad_input(tmp_path: Path, detector: CenterNet) -> None:
@@ -200,11 +251,11 @@ def _checkpoint(tmp_path: Path, *, semantic: bool) -> Path:
 
 def test_checkpoint_segmenter_only_when_trained_and_saved(tmp_path: Path) -> None:
     fusion, segmenter, meta = load_checkpoint_models(_checkpoint(tmp_path, semantic=True))
-    assert isinstance(segmenter, SemanticNet) and "segmentation head trained" in meta["description"]
+    assert isinstance(segmenter, SemanticNet)
     torch.testing.assert_close(fusion.state_dict()["out.weight"], _tiny_fusion().state_dict()["out.weight"])
     # No semantic weights: no segmenter, whatever "trained" says.
     _fusion, segmenter, meta = load_checkpoint_models(_checkpoint(tmp_path, semantic=False))
-    assert segmenter is None and "segmentation head NOT trained" in meta["description"]
+    assert segmenter is None
     assert meta["seg_class_names"] == SEG_NAMES
 
 

@@ -4,7 +4,8 @@ uint8 IR + BGR visible in, the contract's six outputs (docs/model_contract.md) o
 is the frozen COCO CenterNet (docs/detector.md): it sees the fused image as upstream's evaluation
 fed it (RGB, raw 0..255, bilinear resize), at a fixed size chosen at export that keeps the model's
 aspect ratio. Its max-pool peak decode is its NMS: the graph applies no IoU NMS (the runtime's
-class-wise NMS runs on top).
+class-wise NMS runs on top). A ``SegHead`` segmenter reads the detector's stride-4 feature of that
+same pass (docs/segmentation.md), so segmentation costs only the head.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from torch import nn
 
 from training.models.centernet import INPUT_MULTIPLE, CenterNet, check_input_size
 from training.models.color import bgr_to_ycrcb, ycrcb_to_bgr
+from training.models.seghead import SegHead
 from training.models.semantic import SemanticNet
 
 
@@ -30,7 +32,8 @@ def detector_input_size(input_size: tuple[int, int], long_side: int) -> tuple[in
 
 
 class FusedImageDetector(nn.Module):
-    """uint8 BGR [N,3,H,W] → (boxes [N,K,4] in H×W pixels, scores [N,K], classes [N,K], num [N]).
+    """uint8 BGR [N,3,H,W] → ``features`` (the stride-4 feature, which a SegHead shares) → ``decode``
+    → (boxes [N,K,4] in H×W pixels, scores [N,K], classes [N,K], num [N]).
 
     K = the detector's top-K; rows at or below ``score_threshold`` (the sorted tail) are zero.
     """
@@ -42,10 +45,19 @@ class FusedImageDetector(nn.Module):
         self.size = size
         self.score_threshold = score_threshold
 
-    def forward(self, fused: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        height, width = fused.shape[2], fused.shape[3]  # tensors while tracing: H, W stay dynamic
+    def features(self, fused: torch.Tensor) -> torch.Tensor:
+        """uint8 BGR [N,3,H,W] → the detector's stride-4 feature at ``size`` (what a SegHead reads)."""
         rgb = fused.flip(1).float()  # raw 0..255, as the graph was trained
-        det = self.detector(F.interpolate(rgb, size=self.size, mode="bilinear", align_corners=False))[0]
+        return self.detector.features(
+            F.interpolate(rgb, size=self.size, mode="bilinear", align_corners=False)
+        )
+
+    def decode(
+        self, feature: torch.Tensor, height: int | torch.Tensor, width: int | torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The stride-4 feature → detections in ``height``×``width`` pixels (tensors while tracing:
+        H, W stay dynamic)."""
+        det = self.detector.detect(feature)[0]
         det = det.float()  # under fp16/bf16 autocast too: the contract's boxes and scores are float32
         det_h, det_w = self.size
         # Normalise, clip to the image, scale to the input size (per axis: the aspect may differ).
@@ -62,13 +74,14 @@ class FusedImageDetector(nn.Module):
 class InferenceGraph(nn.Module):
     """uint8 ``ir`` [N,1,H,W] + uint8 BGR ``visible`` [N,3,H,W] -> the contract's six outputs.
 
-    ``segmenter``: a trained semantic net whose segmentation head is exported, or None: the
-    segmentation output is then zeros (an untrained head costs nothing per frame). The semantic
-    net's own detection head is never exported: the pretrained detector replaces it.
+    ``segmenter``: a trained ``SegHead`` on the detector's feature (argmax at the detector's size,
+    nearest-resized to H×W), a trained semantic net whose segmentation head is exported (its own
+    detection head never is: the pretrained detector replaces it), or None: the segmentation output
+    is then zeros (an untrained head costs nothing per frame).
     """
 
     def __init__(
-        self, fusion: nn.Module, detector: FusedImageDetector, segmenter: SemanticNet | None = None
+        self, fusion: nn.Module, detector: FusedImageDetector, segmenter: SegHead | SemanticNet | None = None
     ) -> None:
         super().__init__()
         self.fusion = fusion
@@ -81,9 +94,14 @@ class InferenceGraph(nn.Module):
         bgr = ycrcb_to_bgr(torch.cat([fused_y, ycrcb[:, 1:]], dim=1))
         fused = (bgr * 255.0).round().clamp(0, 255).to(torch.uint8)  # [N, 3, H, W]
         # The task nets see exactly what the uint8 output represents, so torch and ORT agree.
-        boxes, scores, classes, num = self.detector(fused)
+        height, width = fused.shape[2], fused.shape[3]  # tensors while tracing: H, W stay dynamic
+        feature = self.detector.features(fused)  # one detector pass for detections and a SegHead
+        boxes, scores, classes, num = self.detector.decode(feature, height, width)
         if self.segmenter is None:
             seg = torch.zeros_like(fused[:, 0])
+        elif isinstance(self.segmenter, SegHead):
+            ids = self.segmenter(feature, self.detector.size).argmax(1, keepdim=True).to(torch.uint8)
+            seg = F.interpolate(ids, size=(height, width), mode="nearest")[:, 0]
         else:
             logits = self.segmenter(fused.float() / 255.0)["seg"]
             seg = cast(torch.Tensor, logits).argmax(1).to(torch.uint8)

@@ -6,11 +6,13 @@ bilinearly upsampled to the input size. Separable because dense 3×3 convs at wi
 stride-4 map cost more multiply-adds than the whole detector (1.36 vs 0.97 GMAC at 512×384);
 these cost 0.18 GMAC. ``DetectorWithSeg`` runs the
 detector once and returns its detections and the head's logits from the same feature.
+``load_seg_head`` reads the head of a ``head.pt`` that ``training.train_seg`` wrote.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -73,3 +75,23 @@ class DetectorWithSeg(nn.Module):
         with torch.no_grad():
             feature = self.detector.features(images)
         return self.detector.detect(feature), self.head(feature, (images.shape[-2], images.shape[-1]))
+
+
+def load_seg_head(path: str | Path) -> SegHead:
+    """The trained head of ``path`` (a ``head.pt`` of ``training.train_seg``), in eval mode.
+
+    Raises:
+        ModelConfigError: the file is missing or unreadable, or its classes or weights do not fit.
+    """
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        classes, cfg, weights = tuple(ckpt["classes"]), ckpt["config"]["head"], ckpt["head"]
+        if classes != SEG_CLASSES:
+            raise ModelConfigError(f"{path}: head classes {classes} are not SEG_CLASSES {SEG_CLASSES}")
+        head = SegHead(SegHeadConfig(**cfg))
+        head.load_state_dict(weights)
+    except (OSError, RuntimeError, KeyError, TypeError) as err:
+        raise ModelConfigError(
+            f"cannot load seg head {path}: {err!r}; pass a head.pt written by python -m training.train_seg"
+        ) from err
+    return head.eval().requires_grad_(False)
