@@ -25,7 +25,7 @@ setup(
         ("share/ament_index/resource_index/packages", ["resource/" + package_name]),
         ("share/" + package_name, ["package.xml"]),
         ("share/" + package_name + "/launch", glob("launch/*.launch.py")),
-        ("share/" + package_name + "/config", glob("config/*.yaml") + glob("config/*.rviz")),
+        ("share/" + package_name + "/config", glob("config/*.*ml") + glob("config/*.rviz")),
         ("share/" + package_name + "/models", glob("models/*.onnx") + glob("models/*.md")),
     ],
     python_requires=">=3.10",

@@ -14,7 +14,12 @@ shipped model it prints:
   and right after the live run), capped by the feed rate;
 - CPU use of the node process and of this process (% of one core), and the load average.
 
-usage: python benchmarks/bench_node.py [--rate HZ] [--seconds S] [--models null,shipped] [--json]
+Both processes use the Fast DDS profile of --dds-profile (default config/fastdds_large_images.xml,
+"none": Fast DDS's defaults): with the default 512 kB shared-memory segment a 921 kB bgr8 frame
+goes over fragmented loopback UDP, loses fragments, and the node then waits for retransmissions.
+
+usage: python benchmarks/bench_node.py [--rate HZ] [--seconds S] [--models null,shipped]
+       [--dds-profile XML|none] [--json]
 """
 
 from __future__ import annotations
@@ -56,6 +61,7 @@ OUTPUTS = {
     "debug_image": Image,
 }
 TICKS = os.sysconf("SC_CLK_TCK")
+DDS_PROFILE = ROOT / "config" / "fastdds_large_images.xml"
 
 
 def cpu_seconds(pid: int) -> float:
@@ -196,7 +202,12 @@ def pipeline_benchmark(model: Path | None, args: argparse.Namespace) -> dict[str
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Every model: the pipeline benchmark, then the live node; one JSON-ready dict."""
     frames = load_frames(args.frames or default_frames())
+    if args.dds_profile != "none":  # read at participant creation, here and in the node (inherited)
+        if not Path(args.dds_profile).is_file():
+            raise BenchError(f"no Fast DDS profile at {args.dds_profile}; give an XML file or 'none'")
+        os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = str(Path(args.dds_profile).resolve())
     out: dict[str, Any] = {
+        "dds_profile": Path(args.dds_profile).name if args.dds_profile != "none" else "Fast DDS defaults",
         "frame": f"{WIDTH}x{HEIGHT}",
         "rate_hz": args.rate,
         "seconds": args.seconds,
@@ -243,7 +254,8 @@ def table(out: dict[str, Any]) -> str:
     lines = [
         f"fusion_node live over Fast DDS (localhost): {out['frame']} pairs at {out['rate_hz']:g} Hz, "
         f"{out['seconds']:g} s measured, every output subscribed, {out['threads']} inference threads, "
-        f"{out['cpus']} CPUs, load average {out['load_before']:.1f} before / {out['load_after']:.1f} after",
+        f"{out['cpus']} CPUs, load average {out['load_before']:.1f} before / {out['load_after']:.1f} after, "
+        f"DDS profile: {out['dds_profile']}",
         f"{'model':<22}{'overhead p50/p95':>18}{'e2e p50/p95':>16}{'out/recv FPS':>14}{'pipeline FPS':>14}"
         f"{'live/expected':>15}{'node CPU':>10}{'ms/output':>11}{'feeder CPU':>12}",
     ]
@@ -289,6 +301,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=2, help="inference threads, node and pipeline")
     parser.add_argument("--iterations", type=int, default=30, help="timed pipeline benchmark iterations")
     parser.add_argument("--warmup", type=int, default=5, help="untimed pipeline benchmark iterations first")
+    parser.add_argument(
+        "--dds-profile", default=str(DDS_PROFILE), help="Fast DDS XML profile for both sides, or 'none'"
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     return parser.parse_args(argv)
 
