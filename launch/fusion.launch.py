@@ -9,6 +9,11 @@ default and then set nothing: the file's value stands. Given on the command line
 In params_file, key the node `/**/fusion_node` (any namespace) or by its full name
 (`/robot1/fusion_node`): a bare `fusion_node` matches the root namespace only.
 
+Unless FASTDDS_DEFAULT_PROFILES_FILE is set already, the node (and rviz2) get the package's
+config/fastdds_large_images.xml: Fast DDS's default 512 kB shared-memory segment is smaller than one
+640×480 bgr8 frame, which then goes over fragmented loopback UDP and stalls (docs/benchmarks.md).
+Camera drivers on the same machine should use it too (the file says how).
+
 rviz2 (use_rviz:=true) starts in the node's namespace, so the relative topics of config/fusion.rviz
 resolve to this node's outputs. On Ctrl-C the node stops within SHUTDOWN_BOUND_S; launch escalates
 to SIGTERM, then SIGKILL, after that long each.
@@ -40,6 +45,7 @@ OVERRIDES: dict[str, tuple[type, str]] = {
     "use_sim_time": (bool, "Follow /clock (bag replay): true or false."),
 }
 _STOP_TIMEOUT = str(SHUTDOWN_BOUND_S)
+DDS_PROFILE_ENV = "FASTDDS_DEFAULT_PROFILES_FILE"
 
 
 def _given_overrides(context: LaunchContext) -> dict[str, ParameterValue]:
@@ -59,7 +65,9 @@ def _nodes(context: LaunchContext) -> list[Node]:
     parameters: list[Any] = [params_file]
     if overrides:  # listed after the file: launch_ros passes both in order, the later one wins
         parameters.append(overrides)
+    profile = os.path.join(get_package_share_directory("fusion_node"), "config", "fastdds_large_images.xml")
     common = {
+        "additional_env": {} if os.environ.get(DDS_PROFILE_ENV) else {DDS_PROFILE_ENV: profile},
         "namespace": LaunchConfiguration("namespace"),
         "sigterm_timeout": _STOP_TIMEOUT,
         "sigkill_timeout": _STOP_TIMEOUT,

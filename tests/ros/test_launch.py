@@ -52,6 +52,7 @@ def start_launch(prefix: Path, cwd: Path, *arguments: str) -> Process:
     """run_launch.py on the installed fusion.launch.py, with the install's environment."""
     env = installed_env(prefix, ros_env(domain_id(OFFSET)))
     env["PYTHONPATH"] = os.pathsep.join([*launch_pythonpath(), env["PYTHONPATH"]])
+    env.pop("FASTDDS_DEFAULT_PROFILES_FILE", None)  # the launch file's own choice is tested
     launch_file = prefix / "share" / "fusion_node" / "launch" / "fusion.launch.py"
     command = [sys.executable, str(HERE / "run_launch.py"), str(launch_file), *arguments]
     return Process(command, env, cwd=cwd, group=True)
@@ -119,6 +120,28 @@ def test_outputs_flow_in_the_namespace(launched: Process, ros: RosClient) -> Non
     ros.subscribe(Image, f"{NODE}/fused")
     fused = fresh(Camera(ros), f"{NODE}/fused")
     assert fused.encoding == "bgr8" and fused.height > 0
+
+
+def node_environ(prefix: Path) -> dict[str, str]:
+    """The environment of the launched fusion_node process (found by its installed executable)."""
+    executable = str(prefix / "lib" / "fusion_node" / "fusion_node")
+    for proc in Path("/proc").iterdir():
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+            if any(arg.decode() == executable for arg in argv) and f"__ns:={NAMESPACE}".encode() in argv:
+                pairs = (proc / "environ").read_bytes().split(b"\0")
+                return dict(p.decode().split("=", 1) for p in pairs if b"=" in p)
+        except OSError:  # a process that ended meanwhile, or one not ours to read
+            continue
+    raise AssertionError(f"no process runs {executable} in {NAMESPACE}")
+
+
+def test_node_gets_the_large_image_dds_profile(
+    colcon_install: Path, launched: Process, ros: RosClient
+) -> None:
+    profile = colcon_install / "share" / "fusion_node" / "config" / "fastdds_large_images.xml"
+    assert profile.is_file()
+    assert node_environ(colcon_install)["FASTDDS_DEFAULT_PROFILES_FILE"] == str(profile)
 
 
 def test_ctrl_c_stops_the_launch_and_the_node_cleanly(launched: Process, ros: RosClient) -> None:
