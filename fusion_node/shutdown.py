@@ -12,7 +12,10 @@ demo forwards it to its node as well); one after that exits at once, for a stop 
 
 An exception raised by a signal handler can be swallowed where it lands (inside an import of a
 compiled module, a finalizer), so long loops also call `raise_if_stopped()` once per iteration: a
-safe point that raises `Stopped` again once a signal has come.
+safe point that raises `Stopped` again once a signal has come. Where it may land inside a binding
+that turns it into another error (rclpy's executor taking a message: pybind11 reports "Unable to
+convert call argument"), `stop_on_signals(interrupt=False)` only records the signal, and the loop's
+`raise_if_stopped()` raises it at the next wake-up.
 """
 
 from __future__ import annotations
@@ -47,9 +50,11 @@ class Stopped(KeyboardInterrupt):
 
 
 @contextmanager
-def stop_on_signals() -> Iterator[None]:
+def stop_on_signals(*, interrupt: bool = True) -> Iterator[None]:
     """Within the block, SIGINT and SIGTERM raise `Stopped`; the previous handlers come back after.
 
+    interrupt=False: the handler only records the signal and `raise_if_stopped()` raises it; the
+    block must then call that at least every SHUTDOWN_BOUND_S (a loop that wakes up often).
     Call it from the main thread (Python runs signal handlers only there).
     """
     previous = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
@@ -57,7 +62,9 @@ def stop_on_signals() -> Iterator[None]:
     def handler(signum: int, _frame: FrameType | None) -> None:
         if not _received:
             _received.append((signum, time.monotonic()))
-            raise Stopped(signum)
+            if interrupt:
+                raise Stopped(signum)
+            return
         if time.monotonic() - _received[0][1] > SHUTDOWN_BOUND_S:
             print(f"{signal.Signals(signum).name} again: exiting without a clean stop", file=sys.stderr)
             os._exit(128 + signum)

@@ -61,3 +61,13 @@ def test_a_repeated_signal_within_the_bound_is_the_same_request() -> None:
             signal.sigtimedwait([], 0)
             cleaned_up = True
     assert cleaned_up
+
+
+def test_without_interrupt_the_signal_waits_for_the_next_safe_point() -> None:
+    """What the node's spin loop uses: nothing is raised inside the code the signal lands in."""
+    with pytest.raises(Stopped, match="SIGINT"), stop_on_signals(interrupt=False):
+        os.kill(os.getpid(), signal.SIGINT)
+        signal.sigtimedwait([], 0)  # the handler has run by now, and raised nothing
+        landed_cleanly = True
+        raise_if_stopped()
+    assert landed_cleanly

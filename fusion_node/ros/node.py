@@ -628,8 +628,10 @@ def main(args: list[str] | None = None) -> int:
     let the signal handler run, then the worker is joined and the publishers are destroyed.
     """
     # Our handlers, not rclpy's: rclpy's would shut the context down while the worker may still
-    # publish. `rclpy.init` is not a context manager on Humble, hence try/finally.
-    with stop_on_signals():
+    # publish. Not interrupting: raised inside the executor's message take, Stopped became a
+    # pybind11 RuntimeError; the loop below raises it at its next wake-up instead (SPIN_WAKE_S).
+    # `rclpy.init` is not a context manager on Humble, hence try/finally.
+    with stop_on_signals(interrupt=False):
         rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
         logger = rclpy.logging.get_logger(NODE_NAME)
         node: FusionNode | None = None
