@@ -365,7 +365,10 @@ class Upsample(nn.Module):
 
 
 class CenterNetHead(nn.Module):
-    """FPN 32 → 16 → 8 → 4 (concat + ReLU at each level), channel SE, cls and wh outputs."""
+    """FPN 32 → 16 → 8 → 4 (concat + ReLU at each level), channel SE, cls and wh outputs.
+
+    No forward: CenterNet runs `neck` once and reads `cls` and `wh` from it (a segmentation head
+    shares that feature)."""
 
     def __init__(self, num_classes: int = len(COCO_CLASSES)) -> None:
         super().__init__()
@@ -393,11 +396,6 @@ class CenterNetHead(nn.Module):
         x = F.relu(torch.cat([self.c3(c3), self.up4(x)], dim=1))  # [N,192,/8]
         x = F.relu(torch.cat([self.c2(c2), self.up3(x)], dim=1))  # [N,128,/4]
         return x * torch.sigmoid(self.se_expand(self.se_reduce(x.mean(dim=(2, 3), keepdim=True))))
-
-    def forward(self, feats: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Backbone taps → (cls logits [N,80,H/4,W/4], raw wh [N,4,H/4,W/4])."""
-        x = self.neck(feats)
-        return self.cls(x), self.wh(x)
 
 
 class CenterNetOutput(NamedTuple):
