@@ -7,6 +7,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from fusion_node.pipeline.pair_files import ImagePair, PairFolderError
+from fusion_node.pipeline.pair_files import read_pair as runtime_read_pair
 from training.data.errors import DataError
 
 
@@ -20,11 +22,13 @@ def _read(path: Path, flags: int) -> np.ndarray:
 def read_pair(ir_path: Path, vi_path: Path) -> tuple[np.ndarray, np.ndarray]:
     """(ir uint8 H×W, visible uint8 H×W×3 BGR), as decoded (the in-memory cache keeps these).
 
-    IR stored as 3-channel PNG (equal channels) comes back as one channel; grayscale visible images
-    come back replicated to 3 channels (both by OpenCV's imread flags).
+    Decoded by the runtime's read_pair (IR as one channel, grayscale visible replicated to three:
+    what the cameras publish); training also needs the pair registered to one size.
     """
-    ir = _read(ir_path, cv2.IMREAD_GRAYSCALE)
-    vi = _read(vi_path, cv2.IMREAD_COLOR)
+    try:
+        ir, vi = runtime_read_pair(ImagePair(ir_path.stem, ir_path, vi_path))
+    except PairFolderError as err:
+        raise DataError(str(err)) from err
     if ir.shape[:2] != vi.shape[:2]:
         raise DataError(
             f"IR {ir_path} is {ir.shape[1]}x{ir.shape[0]} but visible {vi_path} is "
