@@ -14,6 +14,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from fusion_node.pipeline.visualize import overlay as draw_overlay
+from fusion_node.pipeline.visualize import palette, stack_rows
 from training.data.sample import Pair
 from training.metrics.boxseg import BoxConsistency
 from training.metrics.segmentation import confusion_matrix, iou_from_confusion
@@ -22,8 +24,8 @@ from training.models.seg_classes import SEG_CLASSES, seg_ids_of_road, seg_mask_o
 Predictor = Callable[[Pair], np.ndarray]
 """A pair → H×W predicted SEG_CLASSES ids at the pair's size."""
 
-# BGR colours of SEG_CLASSES (background unpainted), shared by the sheet and its legend.
-PALETTE = np.array([[0, 0, 0], [60, 60, 255], [0, 200, 255], [255, 160, 0]], np.uint8)
+# The node's colours (fusion_node.pipeline.visualize), so the sheet reads like ~/segmentation/color.
+PALETTE = palette(len(SEG_CLASSES))
 TILE_HEIGHT = 180
 
 
@@ -47,11 +49,11 @@ def evaluate(predict: Predictor, pairs: Sequence[Pair]) -> dict[str, float]:
     return out
 
 
-def overlay(visible: np.ndarray, pred: np.ndarray, boxes: np.ndarray, alpha: float = 0.5) -> np.ndarray:
-    """uint8 BGR: the predicted classes blended over the visible image, GT boxes in white."""
+def overlay(visible: np.ndarray, pred: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """uint8 BGR: the predicted classes blended over the visible image as the node draws them, GT
+    boxes in white."""
     image = np.clip(visible * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    painted = pred > 0
-    image[painted] = (image[painted] * (1 - alpha) + PALETTE[pred[painted]] * alpha).astype(np.uint8)
+    image = draw_overlay(image, pred.astype(np.uint8), [], n_classes=len(SEG_CLASSES))
     for x1, y1, x2, y2 in boxes.astype(int):
         cv2.rectangle(image, (x1, y1), (x2, y2), (255, 255, 255), 1)
     return image
@@ -76,7 +78,7 @@ def contact_sheet(predict: Predictor, pairs: Sequence[Pair], path: Path) -> Path
     for i, name in enumerate(SEG_CLASSES[1:], start=1):
         cv2.rectangle(legend, (8 + 150 * (i - 1), 6), (20 + 150 * (i - 1), 18), PALETTE[i].tolist(), -1)
         cv2.putText(legend, name, (26 + 150 * (i - 1), 17), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1)
-    sheet = np.vstack([legend, *(np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0))) for r in rows)])
+    sheet = stack_rows([legend, *rows])
     path.parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(path), sheet)
     return path
