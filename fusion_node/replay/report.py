@@ -13,8 +13,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from fusion_node.pipeline.visualize import labelled_tile, stack_rows
+
 TILE_WIDTH = 320
-LABEL_HEIGHT = 24
 COLUMNS = ("IR", "visible", "fused", "overlay")
 
 
@@ -28,20 +29,12 @@ class ReportSample:
     overlay: np.ndarray
 
 
-def _to_bgr8(image: np.ndarray) -> np.ndarray:
-    """Display conversion: 16-bit/float min-max stretched to 8 bits, grayscale to BGR."""
-    if image.dtype != np.uint8:
-        low, high = float(image.min()), float(image.max())
-        image = ((image.astype(np.float32) - low) * (255.0 / max(high - low, 1e-6))).astype(np.uint8)
-    return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.ndim == 2 else image
-
-
-def _tile(image: np.ndarray, label: str, height: int) -> np.ndarray:
-    """The image resized to TILE_WIDTH×height under a labelled strip."""
-    tile = cv2.resize(_to_bgr8(image), (TILE_WIDTH, height), interpolation=cv2.INTER_AREA)
-    strip = np.zeros((LABEL_HEIGHT, TILE_WIDTH, 3), np.uint8)
-    cv2.putText(strip, label, (6, LABEL_HEIGHT - 7), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (255, 255, 255), 1)
-    return np.vstack([strip, tile])
+def _to_uint8(image: np.ndarray) -> np.ndarray:
+    """Display conversion: 16-bit/float images min-max stretched to 8 bits."""
+    if image.dtype == np.uint8:
+        return image
+    low, high = float(image.min()), float(image.max())
+    return ((image.astype(np.float32) - low) * (255.0 / max(high - low, 1e-6))).astype(np.uint8)
 
 
 def contact_sheet(samples: Sequence[ReportSample]) -> np.ndarray:
@@ -49,10 +42,15 @@ def contact_sheet(samples: Sequence[ReportSample]) -> np.ndarray:
     h, w = samples[0].visible.shape[:2]
     tile_height = max(1, round(TILE_WIDTH * h / w))
     rows = [
-        np.hstack([_tile(img, name, tile_height) for name, img in zip(COLUMNS, images, strict=True)])
+        np.hstack(
+            [
+                labelled_tile(_to_uint8(img), name, tile_height)
+                for name, img in zip(COLUMNS, images, strict=True)
+            ]
+        )
         for images in ((s.ir, s.visible, s.fused, s.overlay) for s in samples)
     ]
-    return np.vstack(rows)
+    return stack_rows(rows)
 
 
 def latency_summary(latencies_ms: Sequence[float]) -> dict[str, float | None]:

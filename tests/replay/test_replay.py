@@ -14,6 +14,7 @@ import pytest
 from rosbags.highlevel import AnyReader
 
 from fusion_node.pipeline import ImageError, ModelError, PipelineConfig, image_to_numpy
+from fusion_node.pipeline.visualize import TILE_LABEL_HEIGHT as LABEL_HEIGHT
 from fusion_node.replay import BagError, FrameReader, make_bag, make_typestore, open_writer, replay
 from fusion_node.replay.bagio import (
     DEBUG_IMAGE_TOPIC,
@@ -27,7 +28,7 @@ from fusion_node.replay.bagio import (
     header,
     image_msg,
 )
-from fusion_node.replay.report import LABEL_HEIGHT, TILE_WIDTH
+from fusion_node.replay.report import TILE_WIDTH
 
 ALL_TOPICS = {FUSED_TOPIC, DETECTIONS_TOPIC, SEGMENTATION_TOPIC, SEGMENTATION_COLOR_TOPIC, DEBUG_IMAGE_TOPIC}
 BOX_REL = (0.1, 0.2, 0.4, 0.6)  # make_contract_model's default box: class 1 ("car"), score 0.9

@@ -8,8 +8,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from fusion_node.pipeline.visualize import TILE_LABEL_HEIGHT as LABEL_HEIGHT
 from fusion_node.replay import ReportSample, write_report
-from fusion_node.replay.report import COLUMNS, LABEL_HEIGHT, TILE_WIDTH
+from fusion_node.replay.report import COLUMNS, TILE_WIDTH
 
 
 def test_report_numbers_and_contact_sheet(msrs_dir: Path, tmp_path: Path) -> None:
