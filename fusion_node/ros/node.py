@@ -512,12 +512,14 @@ class FusionNode(LifecycleNode):
             wanted["detections"].publish(detections_msg(result.detections, header))
         if seg is not None and "segmentation" in wanted:
             wanted["segmentation"].publish(self._image("segmentation", seg, "mono8", header))
-        if seg is not None and "segmentation/color" in wanted:
-            colour = colorize(seg, self._n_seg_classes)
+        colour = None
+        if seg is not None and {"segmentation/color", "debug_image"} & wanted.keys():
+            colour = colorize(seg, self._n_seg_classes)  # once for both
+        if colour is not None and "segmentation/color" in wanted:
             wanted["segmentation/color"].publish(self._image("segmentation/color", colour, "bgr8", header))
         if "debug_image" in wanted:
             detections = result.detections if "detections" in self._outputs else []
-            debug = overlay(result.fused, seg, detections, n_classes=self._n_seg_classes)
+            debug = overlay(result.fused, seg, detections, n_classes=self._n_seg_classes, coloured=colour)
             wanted["debug_image"].publish(self._image("debug_image", debug, "bgr8", header))
         return tuple(wanted)
 
