@@ -63,8 +63,7 @@ def overlay(
         if coloured is None:
             coloured = colorize(mask, n_classes or int(mask.max(initial=0)) + 1)
         image = cv2.addWeighted(fused, 1 - alpha, coloured, alpha, 0)
-        clear = cv2.compare(mask, 0, cv2.CMP_EQ) if mask.dtype == np.uint8 else (mask == 0).astype(np.uint8)
-        cv2.copyTo(fused, clear, image)  # class 0 back to the fused pixels; in place
+        cv2.copyTo(fused, (mask == 0).view(np.uint8), image)  # class 0 back to the fused pixels; in place
     colours = palette(max((d.class_id for d in detections), default=0) + 2)
     for det in detections:
         colour = tuple(int(c) for c in colours[det.class_id + 1])  # +1: never class-0 black
