@@ -38,6 +38,7 @@ from fusion_node.pipeline.pair_files import PairFolderError, find_pairs, read_pa
 from fusion_node.replay.bagio import make_typestore, open_writer
 from fusion_node.replay.replay import OUTPUT_BAG
 from fusion_node.replay.report import ReportSample, write_report
+from fusion_node.ros import dds
 from fusion_node.shutdown import SHUTDOWN_BOUND_S, raise_if_stopped, stop_process
 
 IR_TOPIC, VISIBLE_TOPIC = "/thermal/image_raw", "/camera/image_raw"
@@ -90,10 +91,14 @@ def _sample_pairs() -> list[tuple[np.ndarray, np.ndarray]]:
 
 @contextmanager
 def _local_ros_env(domain_id: int) -> Iterator[dict[str, str]]:
-    """This process's environment limited to localhost discovery while the demo runs."""
+    """This process's environment while the demo runs: localhost discovery, and the large-image DDS
+    profile unless one is set (the launch file's choice: without it 921 kB frames stall on UDP)."""
     saved = dict(os.environ)
     os.environ.update(
-        ROS_DOMAIN_ID=str(domain_id), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", ROS_LOCALHOST_ONLY="1"
+        ROS_DOMAIN_ID=str(domain_id),
+        ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
+        ROS_LOCALHOST_ONLY="1",
+        **dds.profile_env(),
     )
     try:
         yield dict(os.environ)
