@@ -112,13 +112,18 @@ def _header(stamp_ns: int, frame_id: str) -> Header:
 
 
 def _wait(condition: Callable[[], bool], timeout: float, node_proc: subprocess.Popen[bytes]) -> bool:
-    """Poll `condition()` until true, the timeout, or the node exiting; True when it held."""
+    """Poll `condition()` until true, the timeout, or the node exiting; True when it held.
+
+    Raises:
+        Stopped: a stop signal came (also the one that ended the node: Ctrl-C reaches both).
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and node_proc.poll() is None:
         raise_if_stopped()
         if condition():
             return True
         time.sleep(0.05)
+    raise_if_stopped()
     return condition()
 
 
@@ -133,6 +138,8 @@ def run_demo(
     Raises:
         DemoError: no trained model, no readable sample, an output bag exists already, or the node
             produced no output.
+        Stopped: a stop signal (under `stop_on_signals`, with or without `interrupt`: every loop
+            here checks for one at least every 0.1 s); the node is stopped first.
     """
     try:
         model = model_path if model_path is not None else default_model_path()
@@ -284,6 +291,7 @@ def _write_outputs(
         with recorder.lock:
             messages = sorted(recorder.messages, key=lambda m: m[1])
         for topic, received_ns, data in messages:
+            raise_if_stopped()
             writer.write(connections[topic], received_ns, data)
     fused = recorder.of("/fusion_node/fused")
     debug = {_stamp(data): data for _, data in recorder.of("/fusion_node/debug_image")}

@@ -16,7 +16,7 @@ import pytest
 from ros_harness import REPO, domain_id, ignore_sigint, process_environ, ros_env
 from rosbags.highlevel import AnyReader
 
-from fusion_node.cli import main
+from fusion_node.cli import build_parser, main
 from fusion_node.replay.bagio import make_typestore
 from fusion_node.ros import dds
 from fusion_node.ros.demo import run_demo
@@ -66,6 +66,12 @@ def test_demo_gives_the_large_image_dds_profile_unless_one_is_set(monkeypatch: p
     assert dds.PACKAGE_PROFILE.read_bytes() == (REPO / dds.PROFILE).read_bytes()  # the link resolves
     monkeypatch.setenv(dds.PROFILE_ENV, "/etc/my_profile.xml")
     assert dds.profile_env() == {}
+
+
+def test_the_demo_command_is_not_interrupted_inside_rclpy() -> None:
+    """A signal only recorded while the demo spins rclpy: raised at its loops' next wake-up."""
+    assert build_parser().parse_args(["demo"]).interrupt is False
+    assert build_parser().parse_args(["bench"]).interrupt is True  # no rclpy there
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
