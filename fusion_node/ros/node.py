@@ -66,7 +66,7 @@ from fusion_node.pipeline.registration import PendingRegistration
 from fusion_node.ros import calibration, params, qos
 from fusion_node.ros.health import Health, HealthConfig, Level
 from fusion_node.ros.messages import detections_msg, diagnostics_msg, image_msg, label_info_msg
-from fusion_node.ros.runtime import LatestSlot, LogThrottle
+from fusion_node.ros.runtime import LatestSlot, LogThrottle, keep_freed_memory
 from fusion_node.shutdown import SHUTDOWN_BOUND_S, Stopped, raise_if_stopped, stop_on_signals
 
 NODE_NAME = "fusion_node"
@@ -651,6 +651,7 @@ def main(args: list[str] | None = None) -> int:
     # publish. Not interrupting: raised inside the executor's message take, Stopped became a
     # pybind11 RuntimeError; the loop below raises it at its next wake-up instead (SPIN_WAKE_S).
     # `rclpy.init` is not a context manager on Humble, hence try/finally.
+    keep_freed_memory()  # before rclpy allocates: frames no longer page-fault in anew
     with stop_on_signals(interrupt=False):
         rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
         logger = rclpy.logging.get_logger(NODE_NAME)
