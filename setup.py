@@ -19,6 +19,7 @@ setup(
         "fusion_node": [
             "interfaces/vision_msgs/*.msg", "sample/*", "sample/ir/*", "sample/vi/*", "py.typed",
             "models/fusion_rt.onnx",  # the default model, a link to models/ in the checkout
+            "config/fastdds_large_images.xml",  # the demo's DDS profile, a link to config/ likewise
         ],
     },
     data_files=[

@@ -51,6 +51,7 @@ from contract_model import make_contract_model  # noqa: E402
 from ros_harness import NODE, NodeProcess, RosClient, dict_of, domain_id, image  # noqa: E402
 
 from fusion_node.pipeline import FusionPipeline, PipelineConfig, PipelineError  # noqa: E402
+from fusion_node.ros import dds  # noqa: E402
 from fusion_node.ros.health import STAGES  # noqa: E402
 
 OUTPUTS = {
@@ -61,7 +62,7 @@ OUTPUTS = {
     "debug_image": Image,
 }
 TICKS = os.sysconf("SC_CLK_TCK")
-DDS_PROFILE = ROOT / "config" / "fastdds_large_images.xml"
+DDS_PROFILE = ROOT / dds.PROFILE
 
 
 def cpu_seconds(pid: int) -> float:
@@ -205,7 +206,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.dds_profile != "none":  # read at participant creation, here and in the node (inherited)
         if not Path(args.dds_profile).is_file():
             raise BenchError(f"no Fast DDS profile at {args.dds_profile}; give an XML file or 'none'")
-        os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = str(Path(args.dds_profile).resolve())
+        os.environ[dds.PROFILE_ENV] = str(Path(args.dds_profile).resolve())
     out: dict[str, Any] = {
         "dds_profile": Path(args.dds_profile).name if args.dds_profile != "none" else "Fast DDS defaults",
         "frame": f"{WIDTH}x{HEIGHT}",

@@ -1,7 +1,10 @@
 """`fusion-node`: replay a bag, make a bag from image pairs, run the ROS demo, benchmark.
 
 Errors of the subsystems are caught once here: `ERROR: <message>` on stderr and exit status 1.
-SIGINT and SIGTERM stop every command cleanly (bags closed), with exit status 130 or 143.
+SIGINT and SIGTERM stop every command cleanly (bags closed), with exit status 130 or 143. The demo
+spins rclpy, where an exception raised by the signal handler would land inside rclpy's C calls
+(pybind11 turns it into a RuntimeError): there the signal is only recorded, and the demo's loops
+raise it at their next wake-up (within 0.1 s), as the node does.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from fusion_node import bench, defaults
 from fusion_node.pipeline import PipelineConfig, PipelineError
 from fusion_node.replay import BagError, make_bag, replay
 from fusion_node.replay.bagio import DEFAULT_IR_TOPIC, DEFAULT_VISIBLE_TOPIC
-from fusion_node.shutdown import Stopped, stop_on_signals
+from fusion_node.shutdown import Stopped, raise_if_stopped, stop_on_signals
 
 
 class CliError(Exception):
@@ -86,6 +89,7 @@ def _bench(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with its four subcommands."""
     parser = argparse.ArgumentParser(prog="fusion-node", description=__doc__.split("\n")[0])
+    parser.set_defaults(interrupt=True)  # a signal raises Stopped where it lands; a command may say False
     sub = parser.add_subparsers(dest="command", required=True)
 
     def topics(p: argparse.ArgumentParser) -> None:
@@ -129,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="the real node fed the bundled sample over DDS (needs ROS 2)")
     p.add_argument("--output", type=Path, default=Path("demo_output"), help="output folder")
     p.add_argument("--model", type=Path, default=None, help="ONNX model (default: the package's model)")
-    p.set_defaults(run=_demo)
+    p.set_defaults(run=_demo, interrupt=False)  # spins rclpy: checks for a signal at wake-ups
 
     p = sub.add_parser("bench", help="CPU benchmark of the pipeline: per-stage latency and FPS")
     bench.add_arguments(p)
@@ -141,8 +145,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `fusion-node`; returns the exit status."""
     args = build_parser().parse_args(argv)
     try:
-        with stop_on_signals():
-            return int(args.run(args))
+        with stop_on_signals(interrupt=args.interrupt):
+            status = int(args.run(args))
+            raise_if_stopped()  # one recorded while the command was finishing
+            return status
     except (PipelineError, BagError, bench.BenchError, CliError) as err:
         print(f"ERROR: {err}", file=sys.stderr)
         return 1

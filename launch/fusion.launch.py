@@ -10,9 +10,8 @@ In params_file, key the node `/**/fusion_node` (any namespace) or by its full na
 (`/robot1/fusion_node`): a bare `fusion_node` matches the root namespace only.
 
 Unless FASTDDS_DEFAULT_PROFILES_FILE is set already, the node (and rviz2) get the package's
-config/fastdds_large_images.xml: Fast DDS's default 512 kB shared-memory segment is smaller than one
-640×480 bgr8 frame, which then goes over fragmented loopback UDP and stalls (docs/benchmarks.md).
-Camera drivers on the same machine should use it too (the file says how).
+config/fastdds_large_images.xml (fusion_node/ros/dds.py says why). Camera drivers on the same
+machine should use it too (the file says how).
 
 rviz2 (use_rviz:=true) starts in the node's namespace, so the relative topics of config/fusion.rviz
 resolve to this node's outputs. On Ctrl-C the node stops within SHUTDOWN_BOUND_S; launch escalates
@@ -22,6 +21,7 @@ to SIGTERM, then SIGKILL, after that long each.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 from ament_index_python.packages import get_package_share_directory
@@ -32,6 +32,7 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 
+from fusion_node.ros import dds
 from fusion_node.ros.params import SPECS
 from fusion_node.shutdown import SHUTDOWN_BOUND_S
 
@@ -45,7 +46,6 @@ OVERRIDES: dict[str, tuple[type, str]] = {
     "use_sim_time": (bool, "Follow /clock (bag replay): true or false."),
 }
 _STOP_TIMEOUT = str(SHUTDOWN_BOUND_S)
-DDS_PROFILE_ENV = "FASTDDS_DEFAULT_PROFILES_FILE"
 
 
 def _given_overrides(context: LaunchContext) -> dict[str, ParameterValue]:
@@ -65,9 +65,8 @@ def _nodes(context: LaunchContext) -> list[Node]:
     parameters: list[Any] = [params_file]
     if overrides:  # listed after the file: launch_ros passes both in order, the later one wins
         parameters.append(overrides)
-    profile = os.path.join(get_package_share_directory("fusion_node"), "config", "fastdds_large_images.xml")
     common = {
-        "additional_env": {} if os.environ.get(DDS_PROFILE_ENV) else {DDS_PROFILE_ENV: profile},
+        "additional_env": dds.profile_env(Path(get_package_share_directory("fusion_node")) / dds.PROFILE),
         "namespace": LaunchConfiguration("namespace"),
         "sigterm_timeout": _STOP_TIMEOUT,
         "sigkill_timeout": _STOP_TIMEOUT,

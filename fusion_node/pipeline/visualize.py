@@ -51,14 +51,19 @@ def overlay(
     *,
     n_classes: int | None = None,
     alpha: float = 0.45,
+    coloured: np.ndarray | None = None,
 ) -> np.ndarray:
-    """A copy of `fused` with the mask blended in (class 0 left clear) and labelled boxes on top."""
-    image = fused.copy()
-    if mask is not None:
-        coloured = colorize(mask, n_classes or int(mask.max(initial=0)) + 1)
-        blended = cv2.addWeighted(image, 1 - alpha, coloured, alpha, 0)
-        labelled = mask if mask.dtype == np.uint8 else (mask > 0).astype(np.uint8)
-        cv2.copyTo(blended, labelled, image)  # where the id is not 0; in place
+    """A copy of `fused` with the mask blended in (class 0 left clear) and labelled boxes on top.
+
+    `coloured`: `colorize(mask, n_classes)` when the caller has it already (the node publishes it too).
+    """
+    if mask is None:
+        image = fused.copy()
+    else:
+        if coloured is None:
+            coloured = colorize(mask, n_classes or int(mask.max(initial=0)) + 1)
+        image = cv2.addWeighted(fused, 1 - alpha, coloured, alpha, 0)
+        cv2.copyTo(fused, (mask == 0).view(np.uint8), image)  # class 0 back to the fused pixels; in place
     colours = palette(max((d.class_id for d in detections), default=0) + 2)
     for det in detections:
         colour = tuple(int(c) for c in colours[det.class_id + 1])  # +1: never class-0 black

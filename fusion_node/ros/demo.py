@@ -38,6 +38,7 @@ from fusion_node.pipeline.pair_files import PairFolderError, find_pairs, read_pa
 from fusion_node.replay.bagio import make_typestore, open_writer
 from fusion_node.replay.replay import OUTPUT_BAG
 from fusion_node.replay.report import ReportSample, write_report
+from fusion_node.ros import dds
 from fusion_node.shutdown import SHUTDOWN_BOUND_S, raise_if_stopped, stop_process
 
 IR_TOPIC, VISIBLE_TOPIC = "/thermal/image_raw", "/camera/image_raw"
@@ -90,10 +91,14 @@ def _sample_pairs() -> list[tuple[np.ndarray, np.ndarray]]:
 
 @contextmanager
 def _local_ros_env(domain_id: int) -> Iterator[dict[str, str]]:
-    """This process's environment limited to localhost discovery while the demo runs."""
+    """This process's environment while the demo runs: localhost discovery, and the large-image DDS
+    profile unless one is set (the launch file's choice: without it 921 kB frames stall on UDP)."""
     saved = dict(os.environ)
     os.environ.update(
-        ROS_DOMAIN_ID=str(domain_id), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", ROS_LOCALHOST_ONLY="1"
+        ROS_DOMAIN_ID=str(domain_id),
+        ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
+        ROS_LOCALHOST_ONLY="1",
+        **dds.profile_env(),
     )
     try:
         yield dict(os.environ)
@@ -107,13 +112,18 @@ def _header(stamp_ns: int, frame_id: str) -> Header:
 
 
 def _wait(condition: Callable[[], bool], timeout: float, node_proc: subprocess.Popen[bytes]) -> bool:
-    """Poll `condition()` until true, the timeout, or the node exiting; True when it held."""
+    """Poll `condition()` until true, the timeout, or the node exiting; True when it held.
+
+    Raises:
+        Stopped: a stop signal came (also the one that ended the node: Ctrl-C reaches both).
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and node_proc.poll() is None:
         raise_if_stopped()
         if condition():
             return True
         time.sleep(0.05)
+    raise_if_stopped()
     return condition()
 
 
@@ -128,6 +138,8 @@ def run_demo(
     Raises:
         DemoError: no trained model, no readable sample, an output bag exists already, or the node
             produced no output.
+        Stopped: a stop signal (under `stop_on_signals`, with or without `interrupt`: every loop
+            here checks for one at least every 0.1 s); the node is stopped first.
     """
     try:
         model = model_path if model_path is not None else default_model_path()
@@ -279,6 +291,7 @@ def _write_outputs(
         with recorder.lock:
             messages = sorted(recorder.messages, key=lambda m: m[1])
         for topic, received_ns, data in messages:
+            raise_if_stopped()
             writer.write(connections[topic], received_ns, data)
     fused = recorder.of("/fusion_node/fused")
     debug = {_stamp(data): data for _, data in recorder.of("/fusion_node/debug_image")}

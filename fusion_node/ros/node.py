@@ -23,6 +23,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,7 +66,7 @@ from fusion_node.pipeline.registration import PendingRegistration
 from fusion_node.ros import calibration, params, qos
 from fusion_node.ros.health import Health, HealthConfig, Level
 from fusion_node.ros.messages import detections_msg, diagnostics_msg, image_msg, label_info_msg
-from fusion_node.ros.runtime import LatestSlot, LogThrottle
+from fusion_node.ros.runtime import LatestSlot, LogThrottle, keep_freed_memory
 from fusion_node.shutdown import SHUTDOWN_BOUND_S, Stopped, raise_if_stopped, stop_on_signals
 
 NODE_NAME = "fusion_node"
@@ -158,6 +159,7 @@ class FusionNode(LifecycleNode):
         # Set while active; (epoch, pair, monotonic time the pair was put): the epoch counts time
         # jumps, so pairs from before the last one are stale.
         self._worker: threading.Thread | None = None
+        self._drawing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fusion_draw")  # see _draw
         self._slot: LatestSlot[tuple[int, Pair[Received], float]] = LatestSlot()
         self._health = self._new_health()
         diagnostics_qos = self._qos_options("/diagnostics", "publisher")
@@ -504,6 +506,9 @@ class FusionNode(LifecycleNode):
         wanted = {name: pub for name, pub in self._outputs.items() if pub.get_subscription_count()}
         header = Header(stamp=Time(nanoseconds=visible.stamp_ns).to_msg(), frame_id=visible.frame_id)
         seg = result.segmentation if "segmentation" in self._outputs else None  # None: no seg topics
+        drawn = None
+        if "debug_image" in wanted or (seg is not None and "segmentation/color" in wanted):
+            drawn = self._drawing.submit(self._draw, result, seg, "debug_image" in wanted)
         if "fused" in wanted:
             wanted["fused"].publish(self._image("fused", result.fused, "bgr8", header))
         if "fused/camera_info" in wanted:
@@ -512,14 +517,28 @@ class FusionNode(LifecycleNode):
             wanted["detections"].publish(detections_msg(result.detections, header))
         if seg is not None and "segmentation" in wanted:
             wanted["segmentation"].publish(self._image("segmentation", seg, "mono8", header))
-        if seg is not None and "segmentation/color" in wanted:
-            colour = colorize(seg, self._n_seg_classes)
-            wanted["segmentation/color"].publish(self._image("segmentation/color", colour, "bgr8", header))
-        if "debug_image" in wanted:
-            detections = result.detections if "detections" in self._outputs else []
-            debug = overlay(result.fused, seg, detections, n_classes=self._n_seg_classes)
-            wanted["debug_image"].publish(self._image("debug_image", debug, "bgr8", header))
+        if drawn is not None:
+            colour, debug = drawn.result()
+            if colour is not None and "segmentation/color" in wanted:
+                colour_msg = self._image("segmentation/color", colour, "bgr8", header)
+                wanted["segmentation/color"].publish(colour_msg)
+            if debug is not None:
+                wanted["debug_image"].publish(self._image("debug_image", debug, "bgr8", header))
         return tuple(wanted)
+
+    def _draw(
+        self, result: Result, seg: np.ndarray | None, debug: bool
+    ) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """The colour mask (when there is a segmentation) and, if `debug`, the overlay.
+
+        Runs in the drawing thread while the worker publishes the other outputs: OpenCV releases
+        the GIL, rclpy's publish does not, so the two overlap.
+        """
+        colour = colorize(seg, self._n_seg_classes) if seg is not None else None  # once for both
+        if not debug:
+            return colour, None
+        detections = result.detections if "detections" in self._outputs else []
+        return colour, overlay(result.fused, seg, detections, n_classes=self._n_seg_classes, coloured=colour)
 
     def _publish_camera_info(
         self, publisher: LifecyclePublisher, shape: tuple[int, ...], header: Header
@@ -618,6 +637,7 @@ class FusionNode(LifecycleNode):
     def destroy_node(self) -> None:
         """Stop the worker (it finishes the pair in hand, within WORKER_JOIN_S), then destroy the node."""
         self._pause()
+        self._drawing.shutdown()
         super().destroy_node()
 
 
@@ -631,6 +651,7 @@ def main(args: list[str] | None = None) -> int:
     # publish. Not interrupting: raised inside the executor's message take, Stopped became a
     # pybind11 RuntimeError; the loop below raises it at its next wake-up instead (SPIN_WAKE_S).
     # `rclpy.init` is not a context manager on Humble, hence try/finally.
+    keep_freed_memory()  # before rclpy allocates: frames no longer page-fault in anew
     with stop_on_signals(interrupt=False):
         rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
         logger = rclpy.logging.get_logger(NODE_NAME)

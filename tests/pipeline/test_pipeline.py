@@ -171,6 +171,10 @@ def test_colorize_and_overlay() -> None:
     drawn = overlay(fused, mask, [])
     assert (drawn[0, 0] == 100).all() and not (drawn[1, 1] == 100).all()
     assert (fused == 100).all()  # the input is not drawn on
+    blended = np.rint(0.55 * 100 + 0.45 * colours[mask].astype(np.float64))
+    np.testing.assert_array_equal(drawn[mask > 0], blended[mask > 0])  # labelled pixels: the blend
+    # The colour mask a caller has already (the node publishes it too) gives the same drawing.
+    np.testing.assert_array_equal(overlay(fused, mask, [], coloured=colorize(mask, 4)), drawn)
 
 
 def test_import_does_not_pull_torch() -> None:

@@ -89,6 +89,19 @@ def node_parameters(model: Path, **overrides: Any) -> dict[str, Any]:
     }
 
 
+def process_environ(matches: Callable[[list[str]], bool]) -> dict[str, str]:
+    """The environment of the running process whose argv `matches` (found in /proc)."""
+    for proc in Path("/proc").iterdir():
+        try:
+            argv = [arg.decode() for arg in (proc / "cmdline").read_bytes().split(b"\0")]
+            if matches(argv):
+                pairs = (proc / "environ").read_bytes().split(b"\0")
+                return dict(p.decode().split("=", 1) for p in pairs if b"=" in p)
+        except OSError:  # a process that ended meanwhile, or one not ours to read
+            continue
+    raise AssertionError("no running process matches")
+
+
 def ignore_sigint() -> None:
     """preexec_fn: start with SIGINT ignored, as a background job (`cmd &`, nohup) would."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)

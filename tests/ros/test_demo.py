@@ -13,11 +13,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from ros_harness import REPO, domain_id, ignore_sigint, ros_env
+from ros_harness import REPO, domain_id, ignore_sigint, process_environ, ros_env
 from rosbags.highlevel import AnyReader
 
-from fusion_node.cli import main
+from fusion_node.cli import build_parser, main
 from fusion_node.replay.bagio import make_typestore
+from fusion_node.ros import dds
 from fusion_node.ros.demo import run_demo
 from fusion_node.shutdown import SHUTDOWN_BOUND_S
 
@@ -58,16 +59,36 @@ def test_demo_without_a_trained_model_says_so(
     assert not (tmp_path / "out").exists()
 
 
+def test_demo_gives_the_large_image_dds_profile_unless_one_is_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The launch file's rule (fusion_node/ros/dds.py), with the profile from the package data."""
+    monkeypatch.delenv(dds.PROFILE_ENV, raising=False)
+    assert dds.profile_env() == {dds.PROFILE_ENV: str(dds.PACKAGE_PROFILE)}
+    assert dds.PACKAGE_PROFILE.read_bytes() == (REPO / dds.PROFILE).read_bytes()  # the link resolves
+    monkeypatch.setenv(dds.PROFILE_ENV, "/etc/my_profile.xml")
+    assert dds.profile_env() == {}
+
+
+def test_the_demo_command_is_not_interrupted_inside_rclpy() -> None:
+    """A signal only recorded while the demo spins rclpy: raised at its loops' next wake-up."""
+    assert build_parser().parse_args(["demo"]).interrupt is False
+    assert build_parser().parse_args(["bench"]).interrupt is True  # no rclpy there
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_demo_stops_cleanly_on_a_signal_although_sigint_was_ignored(
     signum: signal.Signals, contract_model: Callable[..., Path], tmp_path: Path
 ) -> None:
-    """`fusion-node demo` from a background job: it and its node stop cleanly on SIGINT and SIGTERM."""
+    """`fusion-node demo` from a background job: it and its node stop cleanly on SIGINT and SIGTERM.
+
+    Its node runs with the large-image DDS profile, as the launch file gives it.
+    """
     out = tmp_path / "out"
     argv = ["demo", "--output", str(out), "--model", str(contract_model())]
+    env = ros_env(domain_id(2))
+    env.pop(dds.PROFILE_ENV, None)  # the demo's own choice is tested
     proc = subprocess.Popen(
         [sys.executable, "-m", "fusion_node.cli", *argv],
-        env=ros_env(domain_id(2)),
+        env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -82,6 +103,9 @@ def test_demo_stops_cleanly_on_a_signal_although_sigint_was_ignored(
             assert proc.poll() is None, proc.communicate()
             time.sleep(0.1)
         assert proc.poll() is None, "the demo ended before it could be interrupted"
+        params = str(out / "params.yaml")
+        node_env = process_environ(lambda argv: "fusion_node.ros.node" in argv and params in argv)
+        assert node_env[dds.PROFILE_ENV] == str(dds.PACKAGE_PROFILE)
         start = time.monotonic()
         proc.send_signal(signum)
         _, err = proc.communicate(timeout=30.0)

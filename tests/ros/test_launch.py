@@ -20,7 +20,7 @@ import pytest
 import yaml
 from install_tree import installed_env, skip_or_fail
 from rclpy.parameter_client import AsyncParameterClient
-from ros_harness import REPO, Camera, Process, RosClient, client, domain_id, fresh, ros_env
+from ros_harness import REPO, Camera, Process, RosClient, client, domain_id, fresh, process_environ, ros_env
 from sensor_msgs.msg import Image
 
 from fusion_node import defaults
@@ -125,15 +125,7 @@ def test_outputs_flow_in_the_namespace(launched: Process, ros: RosClient) -> Non
 def node_environ(prefix: Path) -> dict[str, str]:
     """The environment of the launched fusion_node process (found by its installed executable)."""
     executable = str(prefix / "lib" / "fusion_node" / "fusion_node")
-    for proc in Path("/proc").iterdir():
-        try:
-            argv = (proc / "cmdline").read_bytes().split(b"\0")
-            if any(arg.decode() == executable for arg in argv) and f"__ns:={NAMESPACE}".encode() in argv:
-                pairs = (proc / "environ").read_bytes().split(b"\0")
-                return dict(p.decode().split("=", 1) for p in pairs if b"=" in p)
-        except OSError:  # a process that ended meanwhile, or one not ours to read
-            continue
-    raise AssertionError(f"no process runs {executable} in {NAMESPACE}")
+    return process_environ(lambda argv: executable in argv and f"__ns:={NAMESPACE}" in argv)
 
 
 def test_node_gets_the_large_image_dds_profile(
