@@ -82,7 +82,7 @@ def test_fast_fusion_pixel_detail_and_padding() -> None:
     assert block.std() > 1e-3
     # Padding is at the bottom/right only: the output on the top-left 32×48 crop equals the full
     # output away from the crop's border by more than the receptive field (1 low-res px per conv).
-    reach = cfg.fast_factor * (2 + 2 * cfg.fast_blocks)
+    reach = cfg.fast_factor * (2 + 2 * cfg.fast_blocks)  # the stem's block + 1 px per 3×3 conv
     crop = net(ir[..., :32, :48], vis[..., :32, :48])
     torch.testing.assert_close(out[..., : 32 - reach, : 48 - reach], crop[..., : 32 - reach, : 48 - reach])
 

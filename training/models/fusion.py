@@ -3,9 +3,10 @@
 "paper" is the authors' network (method.md, BDLFusion ``Fusion_Network``): full resolution
 throughout, ~0.4 M params, ~120 GMAC per 640×480 frame. "realtime" is ours: a three-scale
 depthwise-separable encoder–decoder (< 1 GMAC at 640×480). "fast" is ours shaped for ONNX Runtime's
-CPU kernels (docs/benchmarks.md): pixel-unshuffle to 1/f resolution (lossless: every source pixel
-is a channel there), plain dense 3×3 convs (im2col + GEMM, ORT's fastest conv path) and
-pixel-shuffle back, with no depthwise conv and no Resize. Both of ours output a learned per-pixel
+CPU kernels (docs/benchmarks.md): an f×f stride-f conv down to 1/f resolution (each output sees
+every pixel of its block; cheaper in ORT than PixelUnshuffle's 6-D Transpose), plain dense 3×3
+convs there (ORT's fastest conv path) and pixel-shuffle (DepthToSpace) back, with no depthwise conv
+and no Resize. Both of ours output a learned per-pixel
 blend of the two sources plus a residual detail term, so they start as the mean of the sources and
 only have to learn corrections.
 """
@@ -30,9 +31,9 @@ class FusionNetConfig:
         arch: "realtime" (our default), "fast" (ours for ORT CPU) or "paper" (the authors' network).
         widths: realtime channels at strides 1, 2 and 4.
         context_blocks: realtime residual blocks at stride 4 (dilation alternates 1, 2).
-        fast_factor: fast pixel-unshuffle factor (the convs run at 1/f of the resolution).
+        fast_factor: fast down/up factor f (the convs run at 1/f of the resolution).
         fast_width: fast conv channels.
-        fast_blocks: fast residual blocks (two 3×3 convs each) between the first and last conv.
+        fast_blocks: fast residual blocks (two 3×3 convs each) between the f×f stem and last conv.
         paper_width: paper feature channels.
         paper_growth: paper dense-block growth rate.
         paper_layers: paper dilated convs per dense block.
@@ -201,11 +202,12 @@ class _Residual(nn.Module):
 
 
 class FastFusionNet(nn.Module):
-    """Ours for ORT CPU: pixel-unshuffle by f, dense 3×3 convs at 1/f, pixel-shuffle back; blend + detail.
+    """Ours for ORT CPU: f×f stride-f conv, dense 3×3 convs at 1/f, pixel-shuffle back; blend + detail.
 
-    Each 1/f position predicts the two output maps of all f×f pixels it covers, so the output keeps
-    full-resolution detail. Sides that are not multiples of f are padded (replicate) and cropped
-    back; the exported graph's sides are multiples of its size divisor, so it never pads.
+    Each 1/f position sees all f×f pixels of its block and predicts the two output maps of each of
+    them, so the output keeps full-resolution detail. Sides that are not multiples of f are padded
+    (replicate) and cropped back; the exported graph's sides are multiples of its size divisor, so
+    it never pads.
     """
 
     def __init__(self, cfg: FusionNetConfig) -> None:
@@ -213,8 +215,7 @@ class FastFusionNet(nn.Module):
         f, c = cfg.fast_factor, cfg.fast_width
         self.factor = f
         self.body = nn.Sequential(
-            nn.PixelUnshuffle(f),  # [N, 2·f², H/f, W/f]
-            _conv3(2 * f * f, c),
+            nn.Conv2d(2, c, f, stride=f),  # [N, c, H/f, W/f]
             nn.ReLU(),
             *(_Residual(c) for _ in range(cfg.fast_blocks)),
             _zero_init(_conv3(c, 2 * f * f)),
