@@ -24,7 +24,7 @@ from fusion_node.pipeline.visualize import labelled_tile, stack_rows
 from training import eval_detection
 from training.export import ExportError, export_checkpoint
 from training.metrics.errors import MetricsError
-from training.metrics.fusion import LOWER_IS_BETTER, METRICS, fusion_metrics, read_gray, to_gray
+from training.metrics.fusion import GOAL_METRICS, LOWER_IS_BETTER, METRICS, fusion_metrics, read_gray, to_gray
 from training.paths import TNO
 from training.pipelines import pipelines_by_size
 
@@ -81,6 +81,26 @@ def model_fuser(model: Path) -> Fuser:
             return pipeline_for(*vis.shape[:2]).process(ir, vis).fused
         except PipelineError as err:
             raise MetricsError(f"pair {pair.name}: {err}") from err
+
+    return fuse
+
+
+RULES: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
+    "mean": lambda ir, y: (ir.astype(np.float32) + y) / 2,
+    "max": np.maximum,
+}
+"""The trivial fusions of IR and visible Y (--trivial) a learned model must also beat."""
+
+
+def rule_fuser(rule: str) -> Fuser:
+    """RULES[rule] of the IR and the visible Y, recoloured with the visible CrCb (as our model is)."""
+
+    def fuse(pair: ImagePair) -> np.ndarray:
+        ir, vis = read_pair(pair)
+        ycrcb = cv2.cvtColor(vis, cv2.COLOR_BGR2YCrCb)
+        fused_y = RULES[rule](ir, ycrcb[..., 0])
+        ycrcb[..., 0] = np.clip(np.rint(fused_y), 0, 255).astype(np.uint8)
+        return cv2.cvtColor(ycrcb, cv2.COLOR_YCrCb2BGR)
 
     return fuse
 
@@ -151,8 +171,8 @@ def markdown_table(
 ) -> str:
     """Means per method (rows) and metric (columns), best per column in bold, then ours vs baselines.
 
-    Rows that are neither `ours` nor a baseline (models given with --compare) are listed but not
-    counted as baselines.
+    Rows that are neither `ours` nor a baseline (models given with --compare, trivial fusions) are
+    listed but not counted as baselines. Last, per other row: on how many of GOAL_METRICS ours beats it.
     """
     avg = means(results)
     best = {n: (min if n in LOWER_IS_BETTER else max)(v[n] for v in avg.values()) for n in METRICS}
@@ -170,6 +190,13 @@ def markdown_table(
     for n in METRICS:
         beaten = [b for b in baselines if _better(avg[ours][n], avg[b][n], n)]
         lines.append(f"- {n}: {ours} beats {len(beaten)} of {len(baselines)} baselines")
+    lines += [
+        "",
+        f"Per method, the {len(GOAL_METRICS)} goal metrics ({' '.join(GOAL_METRICS)}) {ours} beats it on:",
+    ]
+    for other in (m for m in avg if m != ours):
+        won = [n for n in GOAL_METRICS if _better(avg[ours][n], avg[other][n], n)]
+        lines.append(f"- {other}: {len(won)} of {len(GOAL_METRICS)} ({' '.join(won) or 'none'})")
     lines += [
         "",
         "Conventions: the MATLAB code of Linfeng-Tang/Image-Fusion (quirks included; SSIM is the sum over "
@@ -215,6 +242,11 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="NAME=MODEL",
         help="another exported ONNX model evaluated beside ours, e.g. an ablation (repeatable)",
     )
+    parser.add_argument(
+        "--trivial",
+        action="store_true",
+        help=f"add the trivial fusions {', '.join(RULES)} of IR and visible Y",
+    )
     parser.add_argument("--limit", type=int, help="evaluate only the first N pairs (quick checks)")
     eval_detection.add_arguments(parser)
     args = parser.parse_args(argv)
@@ -232,7 +264,8 @@ def run(args: argparse.Namespace) -> Path:
         raise MetricsError(f"--data: {err}") from err
     baselines, skipped = find_baselines(args.baselines or args.data / "baselines", pairs)
     compared = dict(_name_and_path(spec) for spec in args.compare)
-    for name in (args.name, *compared):
+    rules = {rule: rule_fuser(rule) for rule in RULES} if args.trivial else {}
+    for name in (args.name, *compared, *rules):
         if name in baselines:
             raise MetricsError(f"{name!r} is also a baseline folder: pick another name for the table row")
     with tempfile.TemporaryDirectory(prefix="fusion-eval-") as tmp:
@@ -240,7 +273,8 @@ def run(args: argparse.Namespace) -> Path:
             ours = dir_fuser(args.fused_dir)
         else:
             ours = model_fuser(_export(args.checkpoint, Path(tmp)) if args.checkpoint else _model(args.model))
-        methods = {args.name: ours, **{n: model_fuser(_model(m)) for n, m in compared.items()}, **baselines}
+        models = {n: model_fuser(_model(m)) for n, m in compared.items()}
+        methods = {args.name: ours, **models, **rules, **baselines}
         results = evaluate(pairs, methods)
         sheet = contact_sheet(pairs[:SHEET_PAIRS], dict(list(methods.items())[: 1 + SHEET_BASELINES]))
     args.out.mkdir(parents=True, exist_ok=True)

@@ -10,13 +10,13 @@ import cv2
 import numpy as np
 import pytest
 
+from fusion_node.pipeline.pair_files import find_pairs
 from fusion_node.pipeline.visualize import TILE_LABEL_HEIGHT as SHEET_LABEL_HEIGHT
-from training.evaluate import SHEET_BASELINES, SHEET_TILE_HEIGHT, main
-from training.metrics.fusion import METRICS, fusion_metrics, read_gray
+from training.evaluate import RULES, SHEET_BASELINES, SHEET_TILE_HEIGHT, main, rule_fuser
+from training.metrics.fusion import GOAL_METRICS, METRICS, fusion_metrics, read_gray, to_gray
 from training.metrics.reference import REFERENCE_METRICS, load_reference
 
 N_PAIRS = 3
-
 
 
 def _csv_rows(path: Path) -> dict[tuple[str, str], dict[str, float]]:
@@ -82,6 +82,28 @@ def test_model_through_fusion_pipeline(
     for name, value in expected.items():
         assert rows[("contract", "02")][name] == pytest.approx(value, rel=1e-9), name
     assert "Skipped baselines (missing images): Partial." in table
+
+
+def test_trivial_fusions_and_per_method_counts(tno: Path, tmp_path: Path) -> None:
+    pair = find_pairs(tno, strict=True)[0]
+    ir = cv2.imread(str(pair.ir), cv2.IMREAD_GRAYSCALE).astype(np.float64)
+    y = cv2.cvtColor(cv2.imread(str(pair.visible), cv2.IMREAD_COLOR), cv2.COLOR_BGR2YCrCb)[..., 0]
+    # Recoloured with the visible CrCb and read back as MATLAB gray: within rounding of the rule on Y.
+    for rule, expected in (("mean", (ir + y) / 2), ("max", np.maximum(ir, y))):
+        gray = to_gray(rule_fuser(rule)(pair)).astype(np.float64)
+        assert np.abs(gray - expected).max() <= 2, rule
+
+    out = tmp_path / "eval"
+    argv = ["--fused-dir", str(tno / "baselines" / "DenseFuse"), "--data", str(tno), "--out", str(out)]
+    assert main([*argv, "--limit", "2", "--name", "ours", "--trivial"]) == 0
+    rows = _csv_rows(out / "metrics.csv")
+    assert {("mean", "02"), ("max", "02")} <= rows.keys()
+    table = (out / "metrics.md").read_text()
+    assert all(f"| {rule} |" in table for rule in RULES)
+    assert "of 9 baselines" in table  # the rules are rows, not baselines
+    # ours is DenseFuse's own images: a tie is no win, so 0 of the goal metrics against it.
+    assert f"- DenseFuse: 0 of {len(GOAL_METRICS)} (none)" in table
+    assert table.count(f" of {len(GOAL_METRICS)} (") == 9 + len(RULES)
 
 
 def test_errors_exit_1_with_message(tno: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

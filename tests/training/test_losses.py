@@ -91,6 +91,22 @@ def test_brighter_mask_targets_the_brighter_source() -> None:
         FusionLossConfig(saliency_mode="hottest")
 
 
+def test_max_target_and_gradient_gain(tno_pair: tuple[torch.Tensor, torch.Tensor]) -> None:
+    """saliency_mode "max" targets max(IR, VIS_Y) exactly; gradient_gain scales the edge target."""
+    ir, vis_y = tno_pair
+    cfg = FusionLossConfig(saliency_mode="max")
+    assert float(fusion_loss(torch.maximum(ir, vis_y), ir, vis_y, cfg)["intensity"]) < 1e-7
+    assert float(fusion_loss(vis_y, ir, vis_y, cfg)["intensity"]) > 0.01
+    ramp = torch.linspace(0.0, 0.4, 64).expand(1, 1, 64, 64).contiguous()
+    flat = torch.full_like(ramp, 0.5)
+    doubled = 2 * ramp  # edges twice as strong as the strongest source's
+    gain2 = fusion_loss(doubled, ramp, flat, FusionLossConfig(gradient_gain=2.0))["gradient"]
+    gain1 = fusion_loss(doubled, ramp, flat, FusionLossConfig())["gradient"]
+    assert float(gain2) < 1e-4 < 0.5 * float(gain1)
+    with pytest.raises(LossError, match="weights"):
+        FusionLossConfig(gradient_gain=-1.0)
+
+
 def test_fusion_loss_is_small_at_the_target(tno_pair: tuple[torch.Tensor, torch.Tensor]) -> None:
     ir, vis_y = tno_pair
     cfg = FusionLossConfig()

@@ -49,7 +49,7 @@ def test_ycrcb_to_bgr_matches_opencv_and_round_trips(real_bgr: np.ndarray) -> No
     assert (back - x).abs().max().item() < 2e-3
 
 
-@pytest.mark.parametrize("arch", ["realtime", "paper"])
+@pytest.mark.parametrize("arch", ["realtime", "fast", "paper"])
 def test_fusion_net_shapes_range_and_gradients(arch: str) -> None:
     torch.manual_seed(0)
     net = build_fusion_net(FusionNetConfig(arch=arch, paper_width=8, paper_growth=4))
@@ -61,17 +61,37 @@ def test_fusion_net_shapes_range_and_gradients(arch: str) -> None:
     assert all(p.grad is not None for p in net.parameters())
 
 
-def test_realtime_fusion_starts_as_mean_of_sources() -> None:
-    net = build_fusion_net(FusionNetConfig())
+@pytest.mark.parametrize("arch", ["realtime", "fast"])
+def test_our_fusion_nets_start_as_mean_of_sources(arch: str) -> None:
+    net = build_fusion_net(FusionNetConfig(arch=arch))
     ir, vis = torch.rand(1, 1, 64, 64), torch.rand(1, 1, 64, 64)
     torch.testing.assert_close(net(ir, vis), (ir + vis) / 2)
 
 
+def test_fast_fusion_pixel_detail_and_padding() -> None:
+    """The fast net works at 1/4 resolution yet sets single pixels; padding never shifts the image."""
+    torch.manual_seed(0)
+    cfg = FusionNetConfig(arch="fast")
+    net = build_fusion_net(cfg)
+    ir, vis = torch.rand(1, 1, 37, 50), torch.rand(1, 1, 37, 50)
+    for p in net.parameters():
+        torch.nn.init.normal_(p, std=0.1)
+    # A 4×4 block's pixels get different outputs beyond their inputs' mean: per-pixel maps.
+    out = net(ir, vis)
+    block = (out - (ir + vis) / 2)[0, 0, :4, :4]
+    assert block.std() > 1e-3
+    # Padding is at the bottom/right only: the output on the top-left 32×48 crop equals the full
+    # output away from the crop's border by more than the receptive field (1 low-res px per conv).
+    reach = cfg.fast_factor * (2 + 2 * cfg.fast_blocks)  # the stem's block + 1 px per 3×3 conv
+    crop = net(ir[..., :32, :48], vis[..., :32, :48])
+    torch.testing.assert_close(out[..., : 32 - reach, : 48 - reach], crop[..., : 32 - reach, : 48 - reach])
+
+
 def test_fusion_complexity_budgets() -> None:
     x = torch.rand(1, 1, 480, 640)
-    realtime = build_fusion_net(FusionNetConfig())
+    for arch in ("realtime", "fast"):
+        assert count_macs(build_fusion_net(FusionNetConfig(arch=arch)), x, x) <= 1_000_000_000
     paper = build_fusion_net(FusionNetConfig(arch="paper"))
-    assert count_macs(realtime, x, x) <= 1_000_000_000
     assert 380_000 <= count_params(paper) <= 420_000
     # The paper net never downsamples, so its MACs scale exactly with pixels: count at 1/16 size.
     small = torch.rand(1, 1, 120, 160)

@@ -12,6 +12,8 @@ from training.losses.filters import sobel_magnitude
 from training.losses.saliency import brighter_mask, saliency_mask, saliency_target
 from training.losses.ssim import ssim
 
+SALIENCY_MODES = ("contrast", "brighter", "max")
+
 
 @dataclass
 class FusionLossConfig:
@@ -19,16 +21,19 @@ class FusionLossConfig:
 
     Attributes:
         w_intensity: L1 to the saliency target m·IR + (1−m)·VIS_Y.
-        w_gradient: L1 between |∇fused| and max(|∇IR|, |∇VIS_Y|) (Sobel magnitudes).
+        w_gradient: L1 between |∇fused| and gradient_gain·max(|∇IR|, |∇VIS_Y|) (Sobel magnitudes).
+        gradient_gain: > 1 asks for edges sharper than either source's (SF/AG rise; 1 = SeAFusion's).
         w_ssim: weight of the SSIM term.
         ssim_ir_share: the SSIM term is share·(1−SSIM(f, IR)) + (1−share)·(1−SSIM(f, VIS_Y)).
-        saliency_mode: "contrast" (IR targets the visible image lacks) or "brighter" (the
-            brighter source per pixel); saliency_*: see training/losses/saliency.py.
+        saliency_mode: "contrast" (IR targets the visible image lacks), "brighter" (the
+            brighter source per pixel, soft) or "max" (max(IR, VIS_Y) exactly, SeAFusion's
+            intensity target); saliency_*: see training/losses/saliency.py.
     """
 
     w_intensity: float = 1.0
     w_gradient: float = 1.0
     w_ssim: float = 1.0
+    gradient_gain: float = 1.0
     ssim_ir_share: float = 0.5
     saliency_mode: str = "contrast"
     saliency_temperature: float = 0.02
@@ -38,13 +43,13 @@ class FusionLossConfig:
     saliency_min_contrast: float = 0.05
 
     def __post_init__(self) -> None:
-        if min(self.w_intensity, self.w_gradient, self.w_ssim) < 0:
-            raise LossError(f"fusion_loss weights must be >= 0, got {self}")
+        if min(self.w_intensity, self.w_gradient, self.w_ssim, self.gradient_gain) < 0:
+            raise LossError(f"fusion_loss weights and gradient_gain must be >= 0, got {self}")
         if not 0.0 <= self.ssim_ir_share <= 1.0:
             raise LossError(f"fusion_loss.ssim_ir_share must be in [0, 1], got {self.ssim_ir_share}")
-        if self.saliency_mode not in ("contrast", "brighter"):
+        if self.saliency_mode not in SALIENCY_MODES:
             raise LossError(
-                f"fusion_loss.saliency_mode must be 'contrast' or 'brighter', got {self.saliency_mode!r}"
+                f"fusion_loss.saliency_mode must be one of {SALIENCY_MODES}, got {self.saliency_mode!r}"
             )
         if not 0.0 < self.saliency_quantile <= 1.0:
             raise LossError(f"fusion_loss.saliency_quantile must be in (0, 1], got {self.saliency_quantile}")
@@ -52,6 +57,8 @@ class FusionLossConfig:
 
 def mask_for(ir: torch.Tensor, vis_y: torch.Tensor, cfg: FusionLossConfig) -> torch.Tensor:
     """The saliency mask with this config's settings."""
+    if cfg.saliency_mode == "max":  # target m·IR + (1−m)·VIS_Y = max(IR, VIS_Y)
+        return (ir > vis_y).to(ir.dtype)
     if cfg.saliency_mode == "brighter":
         return brighter_mask(
             ir, vis_y, temperature=cfg.saliency_temperature, smooth_sigma=cfg.saliency_smooth_sigma
@@ -86,7 +93,7 @@ def fusion_loss(
     fused_y = fused_y.float()
     m = mask_for(ir, vis_y, cfg) if mask is None else mask
     intensity = F.l1_loss(fused_y, saliency_target(ir, vis_y, m))
-    grad_target = torch.maximum(sobel_magnitude(ir), sobel_magnitude(vis_y))
+    grad_target = cfg.gradient_gain * torch.maximum(sobel_magnitude(ir), sobel_magnitude(vis_y))
     gradient = F.l1_loss(sobel_magnitude(fused_y), grad_target)
     share = cfg.ssim_ir_share
     ssim_term = share * (1.0 - ssim(fused_y, ir)) + (1.0 - share) * (1.0 - ssim(fused_y, vis_y))

@@ -273,6 +273,9 @@ METRICS: dict[str, _Metric] = {
 
 LOWER_IS_BETTER = frozenset({"MSE"})
 
+GOAL_METRICS = ("EN", "SD", "SF", "AG", "MI", "SCD", "VIF", "Qabf", "SSIM")
+"""The nine the project's fusion goal counts (issue 8): a model should beat each baseline on most."""
+
 
 def fusion_metrics(
     fused: np.ndarray, ir: np.ndarray, vis: np.ndarray, names: Sequence[str] | None = None

@@ -2,9 +2,13 @@
 
 "paper" is the authors' network (method.md, BDLFusion ``Fusion_Network``): full resolution
 throughout, ~0.4 M params, ~120 GMAC per 640×480 frame. "realtime" is ours: a three-scale
-depthwise-separable encoder–decoder (< 1 GMAC at 640×480) whose output is a learned per-pixel
-blend of the two sources plus a residual detail term, so it starts as the mean of the sources and
-only has to learn corrections.
+depthwise-separable encoder–decoder (< 1 GMAC at 640×480). "fast" is ours shaped for ONNX Runtime's
+CPU kernels (docs/benchmarks.md): an f×f stride-f conv down to 1/f resolution (each output sees
+every pixel of its block; cheaper in ORT than PixelUnshuffle's 6-D Transpose), plain dense 3×3
+convs there (ORT's fastest conv path) and pixel-shuffle (DepthToSpace) back, with no depthwise conv
+and no Resize. Both of ours output a learned per-pixel
+blend of the two sources plus a residual detail term, so they start as the mean of the sources and
+only have to learn corrections.
 """
 
 from __future__ import annotations
@@ -24,32 +28,40 @@ class FusionNetConfig:
     """Fusion network hyperparameters (YAML section ``fusion_net``).
 
     Attributes:
-        arch: "realtime" (our default) or "paper" (the authors' network).
+        arch: "realtime" (our default), "fast" (ours for ORT CPU) or "paper" (the authors' network).
         widths: realtime channels at strides 1, 2 and 4.
         context_blocks: realtime residual blocks at stride 4 (dilation alternates 1, 2).
+        fast_factor: fast down/up factor f (the convs run at 1/f of the resolution).
+        fast_width: fast conv channels.
+        fast_blocks: fast residual blocks (two 3×3 convs each) between the f×f stem and last conv.
         paper_width: paper feature channels.
         paper_growth: paper dense-block growth rate.
         paper_layers: paper dilated convs per dense block.
         paper_blocks: paper dense blocks.
     """
 
-    arch: Literal["realtime", "paper"] = "realtime"
+    arch: Literal["realtime", "fast", "paper"] = "realtime"
     widths: tuple[int, int, int] = (16, 32, 48)
     context_blocks: int = 2
+    fast_factor: int = 4
+    fast_width: int = 24
+    fast_blocks: int = 2
     paper_width: int = 64
     paper_growth: int = 32
     paper_layers: int = 5
     paper_blocks: int = 2
 
     def __post_init__(self) -> None:
-        if self.arch not in ("realtime", "paper"):
-            raise ModelConfigError(f"fusion_net.arch={self.arch!r} is unknown: use 'realtime' or 'paper'")
+        if self.arch not in ("realtime", "fast", "paper"):
+            raise ModelConfigError(
+                f"fusion_net.arch={self.arch!r} is unknown: use 'realtime', 'fast' or 'paper'"
+            )
         self.widths = tuple(self.widths)  # type: ignore[assignment]  # YAML gives lists
         if len(self.widths) != 3 or min(self.widths) < 1:
             raise ModelConfigError(f"fusion_net.widths={self.widths!r}: give three positive channel counts")
         sizes = (self.paper_width, self.paper_growth, self.paper_layers, self.paper_blocks)
-        if min(self.context_blocks, *sizes) < 1:
-            raise ModelConfigError(f"fusion_net sizes must be >= 1, got {self}")
+        if min(self.context_blocks, self.fast_factor, self.fast_width, *sizes) < 1 or self.fast_blocks < 0:
+            raise ModelConfigError(f"fusion_net sizes must be >= 1 (fast_blocks >= 0), got {self}")
 
 
 # ---------------------------------------------------------------- paper: dilated residual dense net
@@ -88,6 +100,23 @@ class PaperFusionNet(nn.Module):
         x = self.blocks(x)  # [N, 64, H, W]
         # The authors' PReLU output is unbounded; clamp to the 0..1 contract of every fusion net.
         return self.act(self.tail(x)).clamp(0.0, 1.0)  # [N, 1, H, W]
+
+
+# ---------------------------------------------------------------- ours: blend + detail output
+
+
+def _zero_init(conv: nn.Conv2d) -> nn.Conv2d:
+    """Zero weights and bias: the blend output below then starts at (ir + vis) / 2."""
+    for p in conv.parameters():
+        nn.init.zeros_(p)
+    return conv
+
+
+def _blend(maps: torch.Tensor, ir: torch.Tensor, vis_y: torch.Tensor) -> torch.Tensor:
+    """[N,2,H,W] (blend weight logit, residual detail) -> w·IR + (1−w)·VIS_Y + detail in 0..1."""
+    logit, detail = maps.split(1, dim=1)  # [N, 1, H, W] each
+    w = torch.sigmoid(logit)
+    return (w * ir + (1.0 - w) * vis_y + detail).clamp(0.0, 1.0)  # [N, 1, H, W]
 
 
 # ---------------------------------------------------------------- realtime: separable encoder–decoder
@@ -144,21 +173,72 @@ class RealtimeFusionNet(nn.Module):
         self.context = nn.Sequential(*blocks)
         self.up1 = _UpMerge(c2, c1)
         self.up0 = _UpMerge(c1, c0)
-        # Two maps: blend weight logit and residual detail. Zero init -> output starts at (ir + vis) / 2.
-        self.out = nn.Conv2d(c0, 2, 3, padding=1)
-        for p in self.out.parameters():
-            nn.init.zeros_(p)
+        self.out = _zero_init(nn.Conv2d(c0, 2, 3, padding=1))  # the two maps of _blend
 
     def forward(self, ir: torch.Tensor, vis_y: torch.Tensor) -> torch.Tensor:
         f0 = self.stem(torch.cat([ir, vis_y], dim=1))  # [N, c0, H, W]
         f1 = self.down1(f0)  # [N, c1, H/2, W/2]
         f2 = self.context(self.down2(f1))  # [N, c2, H/4, W/4]
         d0 = self.up0(self.up1(f2, f1), f0)  # [N, c0, H, W]
-        logit, detail = self.out(d0).split(1, dim=1)  # [N, 1, H, W] each
-        w = torch.sigmoid(logit)
-        return (w * ir + (1.0 - w) * vis_y + detail).clamp(0.0, 1.0)  # [N, 1, H, W]
+        return _blend(self.out(d0), ir, vis_y)
+
+
+# ---------------------------------------------------------------- fast: dense 3×3 at 1/f resolution
+
+
+def _conv3(cin: int, cout: int) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, 3, padding=1)
+
+
+class _Residual(nn.Module):
+    """x + conv(relu(conv(x))), then ReLU: a plain 3×3 residual block."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.a, self.b = _conv3(width, width), _conv3(width, width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(x + self.b(F.relu(self.a(x))))
+
+
+class FastFusionNet(nn.Module):
+    """Ours for ORT CPU: f×f stride-f conv, dense 3×3 convs at 1/f, pixel-shuffle back; blend + detail.
+
+    Each 1/f position sees all f×f pixels of its block and predicts the two output maps of each of
+    them, so the output keeps full-resolution detail. Sides that are not multiples of f are padded
+    (replicate) and cropped back; the exported graph's sides are multiples of its size divisor, so
+    it never pads.
+    """
+
+    def __init__(self, cfg: FusionNetConfig) -> None:
+        super().__init__()
+        f, c = cfg.fast_factor, cfg.fast_width
+        self.factor = f
+        self.body = nn.Sequential(
+            nn.Conv2d(2, c, f, stride=f),  # [N, c, H/f, W/f]
+            nn.ReLU(),
+            *(_Residual(c) for _ in range(cfg.fast_blocks)),
+            _zero_init(_conv3(c, 2 * f * f)),
+            nn.PixelShuffle(f),  # [N, 2, H, W]
+        )
+
+    def forward(self, ir: torch.Tensor, vis_y: torch.Tensor) -> torch.Tensor:
+        h, w = ir.shape[-2:]
+        pad_h, pad_w = -h % self.factor, -w % self.factor
+        x = torch.cat([ir, vis_y], dim=1)  # [N, 2, H, W]
+        if pad_h or pad_w:  # Python branch: never taken, so never traced, for divisible sides
+            x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
+            maps = self.body(x)[..., :h, :w]
+        else:
+            maps = self.body(x)
+        return _blend(maps, ir, vis_y)
 
 
 def build_fusion_net(cfg: FusionNetConfig) -> nn.Module:
     """The fusion network for ``cfg.arch``: forward(ir [N,1,H,W], vis_y [N,1,H,W]) -> [N,1,H,W] 0..1."""
-    return PaperFusionNet(cfg) if cfg.arch == "paper" else RealtimeFusionNet(cfg)
+    nets: dict[str, type[nn.Module]] = {
+        "paper": PaperFusionNet,
+        "realtime": RealtimeFusionNet,
+        "fast": FastFusionNet,
+    }
+    return nets[cfg.arch](cfg)
