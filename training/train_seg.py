@@ -43,7 +43,14 @@ from training.data.sample import Pair
 from training.data.split import open_labelled, split_indices
 from training.data.transforms import resize
 from training.evaluate import model_fuser
-from training.losses.boxseg import BoxSegLossConfig, box_seg_loss, lab_ir_guide, similar_edges, warm_prior
+from training.losses.boxseg import (
+    LOSS_STRIDE,
+    BoxSegLossConfig,
+    box_seg_loss,
+    lab_ir_guide,
+    similar_edges,
+    warm_prior,
+)
 from training.losses.errors import LossError
 from training.metrics.boxseg import box_mask, matched_boxes
 from training.metrics.errors import MetricsError
@@ -53,8 +60,6 @@ from training.models.seghead import DetectorWithSeg, SegHead, SegHeadConfig
 from training.paths import data_path
 from training.seg_config import DEFAULT_CONFIG, SegConfig, SegTrainConfig, load_seg_config
 from training.seg_eval import Predictor, contact_sheet, evaluate
-
-LOSS_STRIDE = 2  # losses at half the detector input resolution
 
 
 @dataclass(frozen=True)
