@@ -5,7 +5,7 @@ The frozen COCO CenterNet (docs/detector.md) runs through the product's own runt
 visible only, IR only (replicated to 3 channels), mean fusion (0.5·IR + 0.5·visible Y, visible
 chroma) and our fusion model. Scores: pycocotools mAP@0.5 and mAP@[.5:.95], per class and overall
 (training/metrics/detection.py). The pairs are the evaluation part of the fixed labelled split
-(training/configs/labelled_split.yaml): neither the detection-driven training nor the seg head
+(training/configs/data/labelled_split.yaml): neither the detection-driven training nor the seg head
 ever trains on them. ``--compare NAME=MODEL`` adds rows (e.g. the detection-driven model).
 
 Writes to --out: ``metrics.md`` (the tables) and ``contact_sheet.png`` (boxes on a few pairs).

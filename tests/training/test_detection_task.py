@@ -134,3 +134,28 @@ def test_tiny_detection_driven_training_learns_and_exports(data_dir: Path, tmp_p
     assert json.loads(meta["seg_class_names"]) == list(SEG_CLASSES) and meta["segmentation_trained"] == "true"
     assert "with detection (head fine-tuned), segmentation" in meta["description"]
     assert report["detections_match"]
+
+
+def test_detection_ablations_differ_only_in_the_task_settings() -> None:
+    configs = REPO_ROOT / "training" / "configs"
+    runs = {
+        name: load_config(configs / f"detection_cpu{name}.yaml")
+        for name in ("", "_fusion_only", "_frozen", "_head")
+    }
+    for cfg in runs.values():
+        assert (cfg.train.init_from, cfg.train.max_steps, cfg.optim.fusion_lr, cfg.train.batch_size) == (
+            "runs/shipped/ckpt.pt",
+            runs[""].train.max_steps,
+            runs[""].optim.fusion_lr,
+            runs[""].train.batch_size,
+        )
+    assert runs["_fusion_only"].bilevel.mode == "fusion_only"
+    assert runs[""].bilevel.tasks == ["detection", "segmentation"] and runs["_frozen"].bilevel.tasks == [
+        "detection"
+    ]
+    assert [runs[n].detection.finetune_head for n in ("", "_frozen", "_head")] == [False, False, True]
+    pull = {
+        n: runs[n].bilevel.task_weights["detection"] * runs[n].detection.weight
+        for n in ("", "_frozen", "_head")
+    }
+    assert len(set(pull.values())) == 1  # the same λ on θ in every detection run

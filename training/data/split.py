@@ -1,6 +1,6 @@
 """The fixed train / evaluation split of the labelled IR/visible pairs, never mixed.
 
-``training/configs/labelled_split.yaml`` is the one place that says which labelled pair is for
+``training/configs/data/labelled_split.yaml`` is the one place that says which labelled pair is for
 training and which for evaluation. Its users: the detection-driven bi-level training
 (``training_set``: the training part only), ``fusion-eval --task detection`` (``evaluation_pairs``:
 the evaluation part only) and the box-supervised segmentation head (training/seg_config.py adds
@@ -24,7 +24,7 @@ from training.models.centernet import ROAD_CLASSES
 from training.models.seg_classes import ROAD_NAME_MAP
 from training.paths import REPO_ROOT
 
-SPLIT_FILE = REPO_ROOT / "training" / "configs" / "labelled_split.yaml"
+SPLIT_FILE = REPO_ROOT / "training" / "configs" / "data" / "labelled_split.yaml"
 Role = Literal["train", "eval"]
 
 
