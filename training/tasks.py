@@ -108,30 +108,41 @@ def head_parameters(detector: CenterNet) -> list[torch.nn.Parameter]:
     return [*detector.head.cls.parameters(), *detector.head.wh.parameters()]
 
 
-class DetectionTask(LowerTask):
-    """CenterNet loss of the detector on the fused image (module docstring)."""
+class _OnDetectorFeature(LowerTask):
+    """A task reading the detector's feature of the fused image; upper term = ``cfg.weight`` × f."""
 
     def __init__(
         self,
+        name: str,
+        module: torch.nn.Module,
         detector: FusedImageDetector,
         optimizer: torch.optim.Optimizer | None,
-        cfg: DetectionTaskConfig,
-        name: str = "detection",
+        cfg: DetectionTaskConfig | SegmentationTaskConfig,
     ) -> None:
-        super().__init__(name, detector.detector, optimizer)
+        super().__init__(name, module, optimizer)
         self.detector = detector
-        self.cfg = cfg
-
-    def lower_loss(self, fused: Fused, batch: Batch) -> Losses:
-        out = self.detector.detector.detect(_features(self.detector, fused))
-        return centernet_loss(out.keypoints, out.wh, batch["boxes"], batch["labels"], self.cfg.loss)
+        self.weight = cfg.weight
 
     def upper_loss(self, fused: Fused, batch: Batch) -> Losses:
         terms = self.lower_loss(fused, batch)
-        return {**terms, "total": self.cfg.weight * terms["total"]}
+        return {**terms, "total": self.weight * terms["total"]}
 
 
-class SegmentationTask(LowerTask):
+class DetectionTask(_OnDetectorFeature):
+    """CenterNet loss of the detector on the fused image (module docstring)."""
+
+    def __init__(
+        self, detector: FusedImageDetector, optimizer: torch.optim.Optimizer | None, cfg: DetectionTaskConfig
+    ) -> None:
+        super().__init__("detection", detector.detector, detector, optimizer, cfg)
+        self.loss_cfg = cfg.loss
+
+    def lower_loss(self, fused: Fused, batch: Batch) -> Losses:
+        out = self.detector.detector.detect(_features(self.detector, fused))
+        return centernet_loss(out.keypoints, out.wh, batch["boxes"], batch["labels"], self.loss_cfg)
+
+
+class SegmentationTask(_OnDetectorFeature):
     """Box-supervised SegHead on the detector's feature of the fused image (module docstring).
 
     Losses at 1/LOSS_STRIDE of the crop, as training/train_seg.py computes them; the affinity guide
@@ -144,11 +155,9 @@ class SegmentationTask(LowerTask):
         detector: FusedImageDetector,
         optimizer: torch.optim.Optimizer,
         cfg: SegmentationTaskConfig,
-        name: str = "segmentation",
     ) -> None:
-        super().__init__(name, head, optimizer)
-        self.detector = detector
-        self.cfg = cfg
+        super().__init__("segmentation", head, detector, optimizer, cfg)
+        self.loss_cfg = cfg.loss
 
     def lower_loss(self, fused: Fused, batch: Batch) -> Losses:
         h, w = (s // LOSS_STRIDE for s in fused["bgr"].shape[-2:])
@@ -160,11 +169,7 @@ class SegmentationTask(LowerTask):
             logits,
             [b / LOSS_STRIDE for b in batch["boxes"]],
             classes,
-            similar_edges(lab_ir_guide(bgr, ir), self.cfg.loss),
-            warm_prior(ir, self.cfg.loss),
-            self.cfg.loss,
+            similar_edges(lab_ir_guide(bgr, ir), self.loss_cfg),
+            warm_prior(ir, self.loss_cfg),
+            self.loss_cfg,
         )
-
-    def upper_loss(self, fused: Fused, batch: Batch) -> Losses:
-        terms = self.lower_loss(fused, batch)
-        return {**terms, "total": self.cfg.weight * terms["total"]}
