@@ -47,6 +47,7 @@ from training.losses.semantic import SemanticLossConfig, semantic_loss
 from training.models.color import bgr_to_ycrcb, ycrcb_to_bgr
 
 Fused = dict[str, torch.Tensor]
+TaskName = Literal["discriminator", "semantic", "detection", "segmentation"]
 Losses = dict[str, torch.Tensor]
 Logs = dict[str, torch.Tensor | float]  # 0-d tensors stay on the device until logs_to_host
 AllReduce = Callable[[list[torch.Tensor]], None]
@@ -67,9 +68,13 @@ class BilevelConfig:
         dwa_window: DWA compares the mean upper loss of the last window iterations with the window
             before (per-iteration losses are too noisy for DWA's per-epoch ratio).
         implicit_sign: s in the rule above; +1 = paper, −1 = Gauss–Newton of the unrolled descent step.
+        tasks: the tasks of modes joint/bilevel ("semantic" only where data.semantic_train is set;
+            "detection"/"segmentation": the pretrained detector and the box-supervised seg head on
+            the labelled split, training/tasks.py).
     """
 
     mode: Literal["fusion_only", "joint", "bilevel"] = "bilevel"
+    tasks: list[TaskName] = field(default_factory=lambda: ["discriminator", "semantic"])
     aggregation: Literal["random", "balanced", "dwa", "fixed"] = "random"
     lower_steps: int = 1
     task_weights: dict[str, float] = field(default_factory=lambda: {"discriminator": 0.5, "semantic": 0.5})
@@ -86,6 +91,8 @@ class BilevelConfig:
             )
         if self.lower_steps < 1 or self.dwa_window < 1 or self.dwa_temperature <= 0:
             raise LossError(f"bilevel.lower_steps, dwa_window and dwa_temperature must be > 0, got {self}")
+        if len(set(self.tasks)) != len(self.tasks):
+            raise LossError(f"bilevel.tasks names a task twice: {self.tasks}")
         if self.implicit_sign not in (1.0, -1.0):
             raise LossError(f"bilevel.implicit_sign must be 1 or -1, got {self.implicit_sign}")
 
@@ -104,9 +111,13 @@ def fuse(fusion_net: nn.Module, batch: Batch, fusion_cfg: FusionLossConfig) -> F
 
 
 class LowerTask(ABC):
-    """A lower-level task: its net ω_k, optimiser, lower loss f_k and upper term (part of F_k)."""
+    """A lower-level task: its net ω_k, optimiser, lower loss f_k and upper term (part of F_k).
 
-    def __init__(self, name: str, module: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+    A task whose module has no trainable parameter (a frozen pretrained net, optimizer None) has
+    no lower level: it only adds its upper term, so g_k = ∇θ F_k.
+    """
+
+    def __init__(self, name: str, module: nn.Module, optimizer: torch.optim.Optimizer | None) -> None:
         self.name = name
         self.module = module
         self.optimizer = optimizer
@@ -351,6 +362,8 @@ def _lower_level(
     logs: Logs,
 ) -> None:
     params = task.parameters()
+    if task.optimizer is None:
+        raise LossError(f"task {task.name} has trainable parameters but no optimizer")
     for _ in range(cfg.lower_steps):
         task.optimizer.zero_grad(set_to_none=True)
         with autocast():
@@ -378,7 +391,7 @@ def _task_gradient(
     big_f = fusion_terms["total"] + upper["total"]
     _log(logs, f"{task.name}/upper", upper)
     logs[f"{task.name}/upper/fusion_total"] = fusion_terms["total"].detach()
-    if cfg.mode == "joint":
+    if cfg.mode == "joint" or task.optimizer is None:  # no ω_k: no implicit term
         return _flat_grad(big_f, theta), upper["total"].detach()
     with autocast():
         lower = task.lower_loss(fused, batch)  # f_k with the graph to θ kept: ∇θ f_k is needed
@@ -457,7 +470,7 @@ def bilevel_step(
     logs["fusion/grad_norm"] = g_fusion.norm()
     g = g_fusion
     if tasks:
-        for task in tasks:  # lower level: θ fixed, fused image detached
+        for task in (t for t in tasks if t.optimizer is not None):  # lower level: θ fixed, fused detached
             train_batch = task_batches[task.name][0]
             with torch.no_grad(), autocast():
                 fused_train = {k: v.detach() for k, v in fuse(fusion_net, train_batch, fusion_cfg).items()}

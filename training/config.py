@@ -23,6 +23,7 @@ from training.metrics.fusion import METRICS
 from training.models.discriminator import DiscriminatorConfig
 from training.models.fusion import FusionNetConfig
 from training.models.semantic import SemanticNetConfig
+from training.tasks import DetectionTaskConfig, LabelledConfig, SegmentationTaskConfig
 
 T = TypeVar("T")
 
@@ -63,6 +64,9 @@ class TrainConfig:
     ckpt_interval: int = 2000
     log_interval: int = 50
     out_dir: str = "runs/default"
+    # A checkpoint whose fusion weights start this run (fine-tuning; e.g. the shipped model's, read
+    # back by scripts/checkpoint_from_onnx.py); None = random initialisation.
+    init_from: str | None = None
     seed: int = 0
     deterministic: bool = False
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -88,6 +92,9 @@ class ExperimentConfig:
     gan_loss: GanLossConfig = field(default_factory=GanLossConfig)
     semantic_loss: SemanticLossConfig = field(default_factory=SemanticLossConfig)
     bilevel: BilevelConfig = field(default_factory=BilevelConfig)
+    detection: DetectionTaskConfig = field(default_factory=DetectionTaskConfig)
+    segmentation: SegmentationTaskConfig = field(default_factory=SegmentationTaskConfig)
+    labelled: LabelledConfig = field(default_factory=LabelledConfig)
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)

@@ -4,8 +4,9 @@ The frozen COCO CenterNet (docs/detector.md) runs through the product's own runt
 (FusionPipeline, each pair at its own size) on every labelled pair here, fed four ways:
 visible only, IR only (replicated to 3 channels), mean fusion (0.5·IR + 0.5·visible Y, visible
 chroma) and our fusion model. Scores: pycocotools mAP@0.5 and mAP@[.5:.95], per class and overall
-(training/metrics/detection.py). The pairs are a fixed evaluation split: the detector is never
-trained on them (nor is the fusion net, which trains on RoadScene).
+(training/metrics/detection.py). The pairs are the evaluation part of the fixed labelled split
+(training/configs/data/labelled_split.yaml): neither the detection-driven training nor the seg head
+ever trains on them. ``--compare NAME=MODEL`` adds rows (e.g. the detection-driven model).
 
 Writes to --out: ``metrics.md`` (the tables) and ``contact_sheet.png`` (boxes on a few pairs).
 """
@@ -29,18 +30,16 @@ from tqdm import tqdm
 from fusion_node import defaults
 from fusion_node.pipeline import Detection, PipelineError
 from fusion_node.pipeline.visualize import labelled_tile, overlay, stack_rows
-from training.data import DataError, LLVIPDataset, M3FDDataset, MSRSDataset, PairDataset
+from training.data import DataError
+from training.data.split import SPLIT_FILE, evaluation_split
 from training.export import DETECTOR_SIZE, SCORE_THRESHOLD, ExportError, export_onnx, load_detector
 from training.metrics.detection import detection_map
 from training.metrics.errors import MetricsError
 from training.models.centernet import ROAD_CLASSES
-from training.paths import CENTERNET, SHARED_DATA
+from training.paths import CENTERNET, REPO_ROOT
 from training.pipelines import pipelines_by_size
 
-# Dataset names → the road classes (COCO names); unmapped names (M3FD "Lamp") are dropped.
-NAME_MAP = {"People": "person"}  # M3FD; the other names match case-insensitively
-MSRS_LABELS = "msrs_detection_labels/fusion/test"  # the union of the IR and visible labels
-SHEET_PAIRS = ("01981", "00858N", "010004")  # one per dataset: M3FD people, MSRS night, LLVIP
+SHEET_PAIRS = ("01981", "00858N", "010008")  # one per dataset: M3FD people, MSRS night, LLVIP
 DISPLAY_SCORE = defaults.SCORE_THRESHOLD  # boxes drawn on the sheet: what the node publishes
 SHEET_TILE_HEIGHT = 240
 
@@ -57,27 +56,18 @@ class LabelledPair:
     labels: np.ndarray
 
 
-def evaluation_pairs(root: Path = SHARED_DATA) -> list[LabelledPair]:
-    """The fixed evaluation split: M3FD's 13 pairs, MSRS's 3 samples, LLVIP's 9 labelled pairs."""
-    road = list(ROAD_CLASSES)
+def evaluation_pairs() -> list[LabelledPair]:
+    """The evaluation part of the fixed labelled split, labels indexing ROAD_CLASSES."""
     try:
-        sets: list[tuple[str, PairDataset]] = [
-            *(
-                ("M3FD", M3FDDataset(root / "m3fd", split, class_names=road, name_map=NAME_MAP))
-                for split in ("train", "val", "test")
-            ),
-            ("MSRS", MSRSDataset(root, "msrs_samples", class_names=road, labels_dir=root / MSRS_LABELS)),
-            ("LLVIP", LLVIPDataset(root / "llvip", "train", class_names=road)),
-        ]
+        split = evaluation_split()
     except DataError as err:
-        raise MetricsError(f"evaluation pairs under {root}: {err}") from err
-    pairs = []
-    for dataset, data in sets:
-        for i in range(len(data)):
-            pair = data.load(i)
-            ir, visible = _to_uint8(pair.ir), _to_uint8(pair.visible)
-            pairs.append(LabelledPair(dataset, pair.name, ir, visible, pair.boxes, pair.labels))
-    return pairs
+        raise MetricsError(f"evaluation pairs: {err}") from err
+    return [
+        LabelledPair(
+            spec.kind.upper(), pair.name, _to_uint8(pair.ir), _to_uint8(pair.visible), pair.boxes, pair.labels
+        )
+        for spec, pair in split
+    ]
 
 
 def _to_uint8(image: np.ndarray) -> np.ndarray:
@@ -192,7 +182,9 @@ def markdown(pairs: Sequence[LabelledPair], found: dict[str, list[list[Detection
         *per_class,
         "",
         f"Pairs per dataset: {json.dumps({d: sum(p.dataset == d for p in pairs) for d in datasets})}. "
-        f"Labels: M3FD COCO JSON (People→person; Lamp dropped), MSRS `{MSRS_LABELS}`, LLVIP VOC XML.",
+        f"The evaluation part of `{SPLIT_FILE.relative_to(REPO_ROOT)}`. Labels: M3FD COCO JSON "
+        "(People→person; Lamp dropped), MSRS `msrs_detection_labels/fusion/test` (the union of the "
+        "IR and visible labels), LLVIP VOC XML.",
     ]
     return "\n".join(lines) + "\n"
 
@@ -217,11 +209,20 @@ def contact_sheet(pairs: Sequence[LabelledPair], methods: dict[str, Detect]) -> 
     return stack_rows(rows)
 
 
-def run(model: Path, out: Path, *, detector_size: int, limit: int | None = None) -> Path:
-    """The four rows for ``model`` (on the first ``limit`` pairs: quick checks); writes
-    ``out``/metrics.md and contact_sheet.png, returns the table's path."""
-    if not model.is_file():
-        raise MetricsError(f"model {model} not found: export one with fusion-export")
+def run(
+    model: Path,
+    out: Path,
+    *,
+    detector_size: int,
+    compare: dict[str, Path] | None = None,
+    limit: int | None = None,
+) -> Path:
+    """The four rows for ``model`` and one per ``compare`` model (on the first ``limit`` pairs:
+    quick checks); writes ``out``/metrics.md and contact_sheet.png, returns the table's path."""
+    models = {f"ours ({model.name})": model, **{f"{n} ({m.name})": m for n, m in (compare or {}).items()}}
+    for path in models.values():
+        if not path.is_file():
+            raise MetricsError(f"model {path} not found: export one with fusion-export")
     pairs = evaluation_pairs()[:limit]
     with tempfile.TemporaryDirectory(prefix="fusion-eval-det-") as tmp:
         identity = _rule_model(0.0, Path(tmp) / "visible.onnx", detector_size)
@@ -229,7 +230,7 @@ def run(model: Path, out: Path, *, detector_size: int, limit: int | None = None)
             "visible only": pipeline_detector(identity),
             "IR only": pipeline_detector(identity, ir_as_visible=True),
             "mean fusion": pipeline_detector(_rule_model(0.5, Path(tmp) / "mean.onnx", detector_size)),
-            f"ours ({model.name})": pipeline_detector(model),
+            **{row: pipeline_detector(path) for row, path in models.items()},
         }
         table = markdown(pairs, evaluate(pairs, methods))
         sheet = contact_sheet([p for p in pairs if p.name in SHEET_PAIRS] or pairs[:1], methods)

@@ -304,7 +304,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.task == "detection":
             size, limit = args.detector_size, args.limit
-            table = eval_detection.run(args.model, args.out, detector_size=size, limit=limit)
+            compare = dict(_name_and_path(spec) for spec in args.compare)
+            table = eval_detection.run(args.model, args.out, detector_size=size, compare=compare, limit=limit)
         else:
             table = run(args)
     except MetricsError as err:

@@ -40,7 +40,7 @@ from training.models.errors import ModelConfigError
 from training.models.fusion import FusionNetConfig, build_fusion_net
 from training.models.inference import FusedImageDetector, InferenceGraph, detector_input_size
 from training.models.seg_classes import SEG_CLASSES
-from training.models.seghead import SegHead, load_seg_head
+from training.models.seghead import SegHead, SegHeadConfig, load_seg_head
 from training.models.semantic import SemanticNet, SemanticNetConfig
 from training.paths import CENTERNET, REPO_ROOT, TNO
 
@@ -303,13 +303,17 @@ def _section(config: dict[str, Any], name: str) -> dict[str, Any]:
     return dict(section)
 
 
-def load_checkpoint_models(path: str | Path) -> tuple[nn.Module, SemanticNet | None, dict[str, Any]]:
-    """Build the fusion net, and the semantic net when its segmentation head was trained.
+def load_checkpoint_models(
+    path: str | Path,
+) -> tuple[nn.Module, SegHead | SemanticNet | None, dict[str, Any]]:
+    """Build the fusion net, and the segmenter: the SegHead of a run with the segmentation task,
+    or the semantic net when its segmentation head was trained.
 
     The semantic net's detection head is not used: the pretrained detector replaces it.
 
     Returns:
-        (fusion, segmenter or None, meta) with meta keys seg_class_names, description.
+        (fusion, segmenter or None, meta) with meta keys seg_class_names, description and
+        detector (the fine-tuned detector's state of a run with detection.finetune_head, else None).
     """
     path = Path(path)
     try:
@@ -330,14 +334,24 @@ def load_checkpoint_models(path: str | Path) -> tuple[nn.Module, SemanticNet | N
     try:
         fusion = build_fusion_net(FusionNetConfig(**_section(config, "fusion_net")))
         fusion.load_state_dict(models["fusion"])
-        segmenter = None
-        if seg_trained:
+        segmenter: SegHead | SemanticNet | None = None
+        if models.get("seg_head") is not None:
+            head_cfg = _section(_section(config, "segmentation"), "head")
+            segmenter = SegHead(SegHeadConfig(**head_cfg))
+            segmenter.load_state_dict(models["seg_head"])
+            segmenter.eval()
+            seg_class_names = list(SEG_CLASSES)
+        elif seg_trained:
             segmenter = SemanticNet(SemanticNetConfig(**sem_section))
             segmenter.load_state_dict(models["semantic"])
             segmenter.eval()
     except (ModelConfigError, TypeError, RuntimeError) as err:
         raise ExportError(f"{path}: the config does not build the saved networks: {err}") from err
-    meta = {"seg_class_names": seg_class_names, "description": _describe(ckpt)}
+    meta = {
+        "seg_class_names": seg_class_names,
+        "description": _describe(ckpt),
+        "detector": models.get("detector"),
+    }
     return fusion.eval(), segmenter, meta
 
 
@@ -347,9 +361,13 @@ def _describe(ckpt: dict[str, Any]) -> str:
     config = ckpt.get("config", {})
     bilevel = config.get("bilevel", {})
     data = [spec.get("root", "?") for spec in config.get("data", {}).get("fusion_train", [])]
+    tasks = bilevel.get("tasks", []) if bilevel.get("mode") != "fusion_only" else []
+    if "detection" in tasks and config.get("detection", {}).get("finetune_head"):
+        tasks = [t if t != "detection" else "detection (head fine-tuned)" for t in tasks]
     return (
         f"fusion net {config.get('fusion_net', {}).get('arch', '?')}, "
-        f"{bilevel.get('mode', '?')}/{bilevel.get('aggregation', '?')} training, "
+        f"{bilevel.get('mode', '?')}/{bilevel.get('aggregation', '?')} training"
+        f"{' with ' + ', '.join(tasks) if tasks else ''}, "
         f"{ckpt.get('step', '?')} steps on {', '.join(data) or '?'}; "
         f"val metrics {json.dumps({k: round(float(v), 4) for k, v in ckpt.get('metrics', {}).items()})}"
     )
@@ -387,9 +405,16 @@ def export_checkpoint(
         ExportError: the checkpoint, the detector files or options, the seg head, the check folder or
             the export is unusable.
     """
-    fusion, semantic, meta = load_checkpoint_models(checkpoint)
-    segmenter: SegHead | SemanticNet | None = semantic
+    fusion, segmenter, meta = load_checkpoint_models(checkpoint)
     detector = load_detector(detector_path, classes, max_detections)
+    if meta["detector"] is not None:  # the run fine-tuned the detector's head
+        try:
+            detector.load_state_dict(meta["detector"])
+        except RuntimeError as err:
+            raise ExportError(
+                f"{checkpoint}: its fine-tuned detector does not fit {detector_path} with classes "
+                f"{list(classes)}: export with the run's detector and classes ({err})"
+            ) from err
     if seg_head is not None:
         if segmenter is not None:
             raise ExportError(f"{checkpoint} has a trained segmentation head: drop --seg-head {seg_head}")

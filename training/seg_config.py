@@ -9,7 +9,8 @@ from typing import Literal
 import yaml
 
 from training.config import ConfigError, build_section
-from training.data.boxcache import DetectorSettings, SegDatasetSpec
+from training.data.boxcache import DetectorSettings
+from training.data.split import SegDatasetSpec, labelled_specs
 from training.losses.boxseg import BoxSegLossConfig
 from training.models.seghead import SegHeadConfig
 from training.paths import REPO_ROOT
@@ -40,7 +41,11 @@ class SegTrainConfig:
 
 @dataclass
 class SegConfig:
-    """Datasets (with the fixed evaluation split), detector box settings, head, loss, run."""
+    """Datasets, detector box settings, head, loss, run.
+
+    ``datasets`` are the config's own (unlabelled pairs, for detector boxes); the labelled pairs of
+    the fixed split (training/data/split.py) are added to them, their evaluation part held out.
+    """
 
     datasets: list[SegDatasetSpec] = field(default_factory=list)
     detector: DetectorSettings = field(default_factory=DetectorSettings)
@@ -49,6 +54,8 @@ class SegConfig:
     train: SegTrainConfig = field(default_factory=SegTrainConfig)
 
     def __post_init__(self) -> None:
+        own = {d.name for d in self.datasets}
+        self.datasets = [*self.datasets, *(d for d in labelled_specs() if d.name not in own)]
         names = [d.name for d in self.datasets]
         if not names or len(set(names)) != len(names):
             raise ConfigError(f"boxseg datasets need unique names (their cache files), got {names}")

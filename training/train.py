@@ -51,6 +51,7 @@ from training.config import (
 from training.data import DataError, build_datasets
 from training.data.cache import preload
 from training.data.collate import Batch
+from training.data.split import training_set
 from training.data.stream import BatchStream, SeededDataset
 from training.distributed import (
     DistributedError,
@@ -59,6 +60,7 @@ from training.distributed import (
     gradient_sync,
     init_distributed,
 )
+from training.export import load_detector
 from training.losses import LossError
 from training.metrics.fusion import fusion_metrics
 from training.models import complexity
@@ -66,7 +68,10 @@ from training.models.color import bgr_to_ycrcb, ycrcb_to_bgr
 from training.models.discriminator import Discriminator
 from training.models.errors import ModelConfigError
 from training.models.fusion import build_fusion_net
+from training.models.seghead import SegHead
 from training.models.semantic import SemanticNet
+from training.paths import data_path
+from training.tasks import DetectionTask, SegmentationTask, fused_detector, head_parameters
 
 CKPT_NAME = "ckpt.pt"
 
@@ -146,25 +151,56 @@ def train(cfg: ExperimentConfig, ckpt: dict[str, Any] | None = None) -> TrainRes
         )
         # The fusion batch is also the discriminator's upper-level batch; its lower level gets its own.
         streams = {"fusion": stream(datasets["fusion_train"], seed=tc.seed)}
-        use_tasks = cfg.bilevel.mode != "fusion_only"
-        use_semantic = use_tasks and "semantic_train" in datasets
-        if use_tasks:
+        task_names = set(cfg.bilevel.tasks) if cfg.bilevel.mode != "fusion_only" else set()
+        use_disc = "discriminator" in task_names
+        use_semantic = "semantic" in task_names and "semantic_train" in datasets
+        labelled_tasks = [str(name) for name in ("detection", "segmentation") if name in task_names]
+        if use_disc:
             streams["discriminator"] = stream(datasets["fusion_train"], seed=tc.seed + 1)
         if use_semantic:  # lower and upper level draw separate batches; semantic_val stays held out
             streams["semantic_lower"] = stream(datasets["semantic_train"], seed=tc.seed + 2)
             streams["semantic_upper"] = stream(datasets["semantic_train"], seed=tc.seed + 3)
+        if labelled_tasks:  # the labelled split's training part only (its evaluation part: never)
+            labelled = training_set(cfg.labelled.transform(cfg.data.train_transform()))
+            for i, name in enumerate(labelled_tasks):
+                streams[f"{name}_lower"] = stream(labelled, seed=tc.seed + 4 + 2 * i)
+                streams[f"{name}_upper"] = stream(labelled, seed=tc.seed + 5 + 2 * i)
 
         # ------------------------------------------------------------ nets, optimisers, schedules, tasks
         fusion = build_fusion_net(cfg.fusion_net).to(device)
-        disc = Discriminator(cfg.discriminator).to(device) if use_tasks else None
+        if tc.init_from and ckpt is None:
+            fusion.load_state_dict(load_checkpoint(data_path(tc.init_from))["models"]["fusion"])
+        disc = Discriminator(cfg.discriminator).to(device) if use_disc else None
         semantic = SemanticNet(cfg.semantic_net).to(device) if use_semantic else None
-        nets: dict[str, nn.Module | None] = {"fusion": fusion, "discriminator": disc, "semantic": semantic}
+        detector = load_detector(data_path(cfg.detection.weights)).to(device) if labelled_tasks else None
+        finetune = "detection" in task_names and cfg.detection.finetune_head
+        if detector is not None and finetune:
+            for p in head_parameters(detector):  # the rest stays frozen (BN is folded: no statistics)
+                p.requires_grad_(True)
+        seg_head = SegHead(cfg.segmentation.head).to(device) if "segmentation" in task_names else None
+        nets: dict[str, nn.Module | None] = {
+            "fusion": fusion,
+            "discriminator": disc,
+            "semantic": semantic,
+            "detector": detector if finetune else None,  # a frozen detector is the pretrained file
+            "seg_head": seg_head,
+        }
         broadcast_parameters(nets.values(), ctx)
-        lrs = {"fusion": oc.fusion_lr, "discriminator": oc.discriminator_lr, "semantic": oc.semantic_lr}
+        lrs = {
+            "fusion": oc.fusion_lr,
+            "discriminator": oc.discriminator_lr,
+            "semantic": oc.semantic_lr,
+            "detector": cfg.detection.lr,
+            "seg_head": cfg.segmentation.lr,
+        }
         optimizers = {
             # fused: one kernel per step for all parameters (CUDA and CPU in torch >= 2.4)
             name: torch.optim.AdamW(
-                net.parameters(), lr=lrs[name], betas=oc.betas, weight_decay=oc.weight_decay, fused=True
+                [p for p in net.parameters() if p.requires_grad],
+                lr=lrs[name],
+                betas=oc.betas,
+                weight_decay=oc.weight_decay,
+                fused=True,
             )
             for name, net in nets.items()
             if net is not None
@@ -178,6 +214,12 @@ def train(cfg: ExperimentConfig, ckpt: dict[str, Any] | None = None) -> TrainRes
             tasks.append(DiscriminatorTask(disc, optimizers["discriminator"], cfg.gan_loss))
         if semantic is not None:
             tasks.append(SemanticTask(semantic, optimizers["semantic"], cfg.semantic_loss))
+        if detector is not None:
+            on_fused = fused_detector(detector, cfg.labelled.crop_size)
+            if "detection" in task_names:
+                tasks.append(DetectionTask(on_fused, optimizers.get("detector"), cfg.detection))
+            if seg_head is not None:
+                tasks.append(SegmentationTask(seg_head, on_fused, optimizers["seg_head"], cfg.segmentation))
         # Same seed on every rank: the "random" rule must draw the same weights everywhere.
         agg_generator = torch.Generator().manual_seed(tc.seed)
         aggregator = make_aggregator(cfg.bilevel, agg_generator)
@@ -261,6 +303,10 @@ def train(cfg: ExperimentConfig, ckpt: dict[str, Any] | None = None) -> TrainRes
                 # Heads count as trained only once they have seen labels of their kind.
                 trained["detection"] |= any(len(b) > 0 for b in lower["boxes"])
                 trained["segmentation"] |= lower["mask"] is not None
+            for name in labelled_tasks:
+                lower = to_device(next(streams[f"{name}_lower"]), device)
+                task_batches[name] = (lower, to_device(next(streams[f"{name}_upper"]), device))
+            trained["segmentation"] |= seg_head is not None
 
             logs = bilevel_step(
                 fusion,
@@ -405,11 +451,11 @@ def _to_u8(image: torch.Tensor) -> np.ndarray:
 
 def print_summary(cfg: ExperimentConfig) -> None:
     """Params and GMAC per 480×640 frame of each net this config trains (`--summary`)."""
-    use_tasks = cfg.bilevel.mode != "fusion_only"
+    tasks = set(cfg.bilevel.tasks) if cfg.bilevel.mode != "fusion_only" else set()
     rows = complexity.summarize(
         cfg.fusion_net,
-        cfg.discriminator if use_tasks else None,
-        cfg.semantic_net if use_tasks and cfg.data.semantic_train else None,
+        cfg.discriminator if "discriminator" in tasks else None,
+        cfg.semantic_net if "semantic" in tasks and cfg.data.semantic_train else None,
     )
     print(f"{'net':<20} {'params':>12} {'GMAC@480x640':>14}")
     for row in rows:

