@@ -2,7 +2,8 @@
 
 Here, in a source checkout, on the shared MSRS samples by default, and, when torch and the anchor
 folder exist, in the same run (same frames, machine and thread count): the official BDLFusion fusion
-network (Fusion_Network_IJ) in torch eager and in ONNX Runtime, and the speed ratio. Speed claims are
+network (Fusion_Network_IJ) in torch eager and in ONNX Runtime, its FCOS detector body in torch eager,
+and the speed ratios. Speed claims are
 such ratios, never absolute numbers across runs. The graph's own split: the whole model against its
 fusion part alone (the subgraph up to the `fused` output, cut out with onnx.utils.extract_model), both
 in ONNX Runtime on the same frames, gives the detector's share of the inference time.
@@ -39,7 +40,9 @@ def default_frames() -> Path:
 
 
 def bench_anchor(anchor: Path, frames: list[FramePair], *, threads: int, iterations: int) -> dict:
-    """The official BDLFusion fusion network: torch eager, then ONNX Runtime after export.
+    """The official BDLFusion networks: the fusion network in torch eager, then in ONNX Runtime after
+    export, and the FCOS detector body (ResNet-50 + FPN + heads, without its Python-loop NMS) in
+    torch eager, configured by the anchor's own bench.py.
 
     Inputs as the official test.py feeds them: IR and the visible YCrCb image in [0, 1].
     """
@@ -49,6 +52,13 @@ def bench_anchor(anchor: Path, frames: list[FramePair], *, threads: int, iterati
     sys.path.insert(0, str(anchor))  # the anchor is a folder of modules, not an installed package
     try:
         network = importlib.import_module("model.fcos_fusion").Fusion_Network_IJ().eval()
+        spec = importlib.util.spec_from_file_location("bdlfusion_bench", anchor / "bench.py")
+        if spec is None or spec.loader is None:
+            raise bench.BenchError(f"{anchor / 'bench.py'} is missing: the anchor folder is incomplete")
+        anchor_bench = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(anchor_bench)
+        detector_body = anchor_bench.Network_IJCAI(None, mode="inference", config=anchor_bench.Cfg).eval()
+        detector_body = detector_body.denoise_net.fcos_body
     finally:
         sys.path.remove(str(anchor))
     torch.set_num_threads(threads)
@@ -63,6 +73,7 @@ def bench_anchor(anchor: Path, frames: list[FramePair], *, threads: int, iterati
     ]
     with torch.no_grad():
         eager, _ = time_calls(lambda i: network(*inputs[i % len(inputs)]), iterations, warmup=1)
+        body_ms, _ = time_calls(lambda i: detector_body(inputs[i % len(inputs)][1]), iterations, warmup=1)
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "bdlfusion_fusion.onnx"
             torch.onnx.export(
@@ -74,7 +85,11 @@ def bench_anchor(anchor: Path, frames: list[FramePair], *, threads: int, iterati
             session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
             feeds = [{"ir": ir.numpy(), "vis": vis.numpy()} for ir, vis in inputs]
             onnx_ms, _ = time_calls(lambda i: session.run(None, feeds[i % len(feeds)]), iterations, warmup=1)
-    return {"torch_eager": summary(eager), "onnxruntime": summary(onnx_ms)}
+    return {
+        "torch_eager": summary(eager),
+        "onnxruntime": summary(onnx_ms),
+        "fcos_body_torch": summary(body_ms),
+    }
 
 
 def bench_graph_split(model: Path | None, frames: list[FramePair], *, threads: int, iterations: int) -> dict:
@@ -140,6 +155,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         ours_ms = out["ours"]["stages"]["total"]["p50_ms"]
         anchor["speedup_vs_torch"] = anchor["torch_eager"]["p50_ms"] / ours_ms
         anchor["speedup_vs_onnxruntime"] = anchor["onnxruntime"]["p50_ms"] / ours_ms
+        split = out["graph_split"]
+        ours_detector_ms = split["whole graph"]["p50_ms"] - split["fusion part"]["p50_ms"]
+        anchor["detector_speedup"] = anchor["fcos_body_torch"]["p50_ms"] / max(ours_detector_ms, 1e-3)
         out["anchor"] = anchor
     return out
 
@@ -155,6 +173,13 @@ def anchor_table(anchor: dict[str, Any] | str) -> list[str]:
     lines.append(
         f"speed ratio (BDLFusion fusion p50 / our whole pipeline p50): {anchor['speedup_vs_torch']:.1f}x vs "
         f"torch eager, {anchor['speedup_vs_onnxruntime']:.1f}x vs ONNX Runtime"
+    )
+    s = anchor["fcos_body_torch"]
+    lines.append("BDLFusion FCOS detector body (ResNet-50 + FPN + heads, no NMS), same frames and threads:")
+    lines.append(f"{'  torch_eager':<28}{s['p50_ms']:>10.2f}{s['p95_ms']:>10.2f}")
+    lines.append(
+        "detector ratio (BDLFusion FCOS body p50 / our graph's detector share, whole graph - fusion part"
+        f" p50): {anchor['detector_speedup']:.1f}x"
     )
     return lines
 

@@ -6,6 +6,7 @@ until someone needs a number (bench_node.py did once: fusion_node/bench.py took 
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -26,3 +27,21 @@ def test_benchmark_script_starts(script: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "usage:" in done.stdout
+
+
+ANCHOR = Path(__file__).resolve().parents[2] / "shared" / "anchors" / "bdlfusion"
+
+
+@pytest.mark.skipif(not ANCHOR.is_dir(), reason=f"needs the BDLFusion anchor at {ANCHOR}")
+def test_pipeline_benchmark_times_the_official_nets_beside_ours() -> None:
+    """One short real run: the anchor's fusion net and FCOS body are timed and the ratios computed."""
+    script = next(p for p in BENCHMARKS if p.name == "bench_pipeline.py")
+    done = subprocess.run(
+        [sys.executable, str(script), "--iterations", "2", "--anchor-iterations", "1", "--json"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    anchor = json.loads(done.stdout)["anchor"]
+    for name in ("torch_eager", "onnxruntime", "fcos_body_torch"):
+        assert anchor[name]["p50_ms"] > 0, name
+    assert anchor["detector_speedup"] > 0 and anchor["speedup_vs_torch"] > 0
