@@ -29,6 +29,7 @@ from training.losses import (
     semantic_loss,
     ssim,
 )
+from training.losses.fusion import gradient_target
 from training.models.points import make_points
 
 
@@ -240,3 +241,19 @@ def test_semantic_loss_combines_what_the_batch_has() -> None:
     assert float(both["total"]) == pytest.approx(expected, rel=1e-5)
     with pytest.raises(LossError, match="neither"):
         semantic_loss(out, {**batch, "boxes": None, "mask": None}, cfg)
+
+
+def test_balanced_gradient_target_keeps_the_weaker_sources_texture() -> None:
+    """IR with strong edges on one half, visible with weak texture on the other: the plain max
+    target keeps the visible texture at its weak scale, the balanced one lifts it to the IR's."""
+    ir = torch.zeros(1, 1, 32, 32)
+    ir[..., :, 8:] = 1.0  # one strong vertical step edge
+    vis = torch.zeros(1, 1, 32, 32)
+    vis[..., 20:, :] = 0.05 * ((torch.arange(32) // 2) % 2).float()  # weak texture, lower part
+    plain = gradient_target(ir, vis, balance=False)
+    balanced = gradient_target(ir, vis, balance=True)
+    texture = (slice(None), slice(None), slice(22, 30), slice(12, 30))  # visible texture only
+    assert balanced[texture].mean() > 2 * plain[texture].mean()
+    edge = plain > 1.0  # the IR step: the stronger source keeps its own scale there
+    assert edge.any()
+    torch.testing.assert_close(balanced[edge], plain[edge])
