@@ -89,11 +89,19 @@ class InferenceGraph(nn.Module):
         self.segmenter = segmenter
 
     def forward(self, ir: torch.Tensor, visible: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        fused = self.fuse(ir, visible)
+        return (fused, *self.tasks(fused))
+
+    def fuse(self, ir: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
+        """The fused BGR image as the graph outputs it, uint8 [N, 3, H, W]."""
         ycrcb = bgr_to_ycrcb(visible.float() / 255.0)  # [N, 3, H, W]
         fused_y = self.fusion(ir.float() / 255.0, ycrcb[:, :1])  # [N, 1, H, W]
         bgr = ycrcb_to_bgr(torch.cat([fused_y, ycrcb[:, 1:]], dim=1))
-        fused = (bgr * 255.0).round().clamp(0, 255).to(torch.uint8)  # [N, 3, H, W]
-        # The task nets see exactly what the uint8 output represents, so torch and ORT agree.
+        return (bgr * 255.0).round().clamp(0, 255).to(torch.uint8)
+
+    def tasks(self, fused: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """(boxes, scores, classes, num, segmentation) of a uint8 fused image: the task nets see
+        exactly what the uint8 output represents, so torch and ORT can be compared on one input."""
         height, width = fused.shape[2], fused.shape[3]  # tensors while tracing: H, W stay dynamic
         feature = self.detector.features(fused)  # one detector pass for detections and a SegHead
         boxes, scores, classes, num = self.detector.decode(feature, height, width)
@@ -105,4 +113,4 @@ class InferenceGraph(nn.Module):
         else:
             logits = self.segmenter(fused.float() / 255.0)["seg"]
             seg = cast(torch.Tensor, logits).argmax(1).to(torch.uint8)
-        return fused, boxes, scores, classes, num, seg
+        return boxes, scores, classes, num, seg
