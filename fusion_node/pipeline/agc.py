@@ -12,6 +12,12 @@ from fusion_node.pipeline.errors import PipelineError
 _SAMPLE_PIXELS = 65_536  # percentiles on a strided subsample: ~1 ms whatever the sensor size
 
 
+def stretch(image: np.ndarray, low: float, high: float) -> np.ndarray:
+    """Map [low, high] linearly onto 0..255 uint8, saturating outside."""
+    scale = 255.0 / max(high - low, 1e-6)
+    return np.clip((image.astype(np.float32) - low) * scale, 0, 255).astype(np.uint8)
+
+
 @dataclass(frozen=True)
 class AgcConfig:
     """How `AutoGain` maps infrared images to uint8.
@@ -64,15 +70,8 @@ class AutoGain:
         if mode == "off":
             if image.dtype == np.uint16:
                 return (image >> 8).astype(np.uint8)
-            low, high = float(image.min()), float(image.max())
-            return self._stretch(image, low, high)
-        return self._stretch(image, *self._smoothed_window(image))
-
-    @staticmethod
-    def _stretch(image: np.ndarray, low: float, high: float) -> np.ndarray:
-        """Map [low, high] linearly onto 0..255, saturating outside."""
-        scale = 255.0 / max(high - low, 1e-6)
-        return np.clip((image.astype(np.float32) - low) * scale, 0, 255).astype(np.uint8)
+            return stretch(image, float(image.min()), float(image.max()))
+        return stretch(image, *self._smoothed_window(image))
 
     def _smoothed_window(self, image: np.ndarray) -> tuple[float, float]:
         if image.dtype != self._dtype:  # a new scale: the old window means nothing

@@ -13,6 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from fusion_node.pipeline.agc import stretch
 from fusion_node.pipeline.visualize import labelled_tile, stack_rows
 
 TILE_WIDTH = 320
@@ -33,8 +34,7 @@ def _to_uint8(image: np.ndarray) -> np.ndarray:
     """Display conversion: 16-bit/float images min-max stretched to 8 bits."""
     if image.dtype == np.uint8:
         return image
-    low, high = float(image.min()), float(image.max())
-    return ((image.astype(np.float32) - low) * (255.0 / max(high - low, 1e-6))).astype(np.uint8)
+    return stretch(image, float(image.min()), float(image.max()))
 
 
 def contact_sheet(samples: Sequence[ReportSample]) -> np.ndarray:
