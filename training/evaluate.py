@@ -25,6 +25,7 @@ from training import eval_detection
 from training.export import ExportError, export_checkpoint
 from training.metrics.errors import MetricsError
 from training.metrics.fusion import GOAL_METRICS, LOWER_IS_BETTER, METRICS, fusion_metrics, read_gray, to_gray
+from training.models.fusion import contrast_sum
 from training.paths import TNO
 from training.pipelines import pipelines_by_size
 
@@ -88,8 +89,10 @@ def model_fuser(model: Path) -> Fuser:
 RULES: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
     "mean": lambda ir, y: (ir.astype(np.float32) + y) / 2,
     "max": np.maximum,
+    "contrast sum": lambda ir, y: contrast_sum(ir.astype(np.float32), y, ir.mean(), y.mean()),
 }
-"""The trivial fusions of IR and visible Y (--trivial) a learned model must also beat."""
+"""The trivial fusions of IR and visible Y (--trivial) a learned model must also beat; the contrast
+sum is where fusion_net.output=additive starts (training/models/fusion.py)."""
 
 
 def rule_fuser(rule: str) -> Fuser:

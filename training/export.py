@@ -367,8 +367,11 @@ def _describe(ckpt: dict[str, Any]) -> str:
     tasks = bilevel.get("tasks", []) if bilevel.get("mode") != "fusion_only" else []
     if "detection" in tasks and config.get("detection", {}).get("finetune_head"):
         tasks = [t if t != "detection" else "detection (head fine-tuned)" for t in tasks]
+    net = config.get("fusion_net", {})
+    arch = net.get("arch", "?")
+    output = f" ({net.get('output', 'blend')} output)" if arch != "paper" else ""  # the paper net's own
     return (
-        f"fusion net {config.get('fusion_net', {}).get('arch', '?')}, "
+        f"fusion net {arch}{output}, "
         f"{bilevel.get('mode', '?')}/{bilevel.get('aggregation', '?')} training"
         f"{' with ' + ', '.join(tasks) if tasks else ''}, "
         f"{ckpt.get('step', '?')} steps on {', '.join(data) or '?'}; "

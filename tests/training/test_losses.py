@@ -108,6 +108,19 @@ def test_max_target_and_gradient_gain(tno_pair: tuple[torch.Tensor, torch.Tensor
         FusionLossConfig(gradient_gain=-1.0)
 
 
+def test_sum_target_is_the_contrast_sum(tno_pair: tuple[torch.Tensor, torch.Tensor]) -> None:
+    """intensity_target "sum": IR + VIS_Y − (μ_IR + μ_VIS)/2 per image, clipped: twice the mean
+    fusion's contrast before clipping, so the mean of the sources is far from it."""
+    ir, vis_y = tno_pair
+    cfg = FusionLossConfig(intensity_target="sum")
+    target = (ir + vis_y - (ir.mean() + vis_y.mean()) / 2).clamp(0.0, 1.0)
+    assert float(fusion_loss(target, ir, vis_y, cfg)["intensity"]) < 1e-7
+    assert float(target.std()) > 1.5 * float(((ir + vis_y) / 2).std())
+    assert float(fusion_loss((ir + vis_y) / 2, ir, vis_y, cfg)["intensity"]) > 0.02
+    with pytest.raises(LossError, match="intensity_target"):
+        FusionLossConfig(intensity_target="product")
+
+
 def test_fusion_loss_is_small_at_the_target(tno_pair: tuple[torch.Tensor, torch.Tensor]) -> None:
     ir, vis_y = tno_pair
     cfg = FusionLossConfig()

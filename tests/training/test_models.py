@@ -62,10 +62,14 @@ def test_fusion_net_shapes_range_and_gradients(arch: str) -> None:
 
 
 @pytest.mark.parametrize("arch", ["realtime", "fast"])
-def test_our_fusion_nets_start_as_mean_of_sources(arch: str) -> None:
-    net = build_fusion_net(FusionNetConfig(arch=arch))
-    ir, vis = torch.rand(1, 1, 64, 64), torch.rand(1, 1, 64, 64)
-    torch.testing.assert_close(net(ir, vis), (ir + vis) / 2)
+def test_our_fusion_nets_start_as_their_output_forms_prior(arch: str) -> None:
+    """The blend output starts as the mean of the sources, the additive one as their contrast sum."""
+    ir, vis = torch.rand(2, 1, 64, 64), torch.rand(2, 1, 64, 64) * 0.5
+    torch.testing.assert_close(build_fusion_net(FusionNetConfig(arch=arch))(ir, vis), (ir + vis) / 2)
+    additive = build_fusion_net(FusionNetConfig(arch=arch, output="additive"))
+    for i in range(2):  # each image's own means
+        expected = (ir[i] + vis[i] - (ir[i].mean() + vis[i].mean()) / 2).clamp(0.0, 1.0)
+        torch.testing.assert_close(additive(ir, vis)[i], expected)
 
 
 def test_fast_fusion_pixel_detail_and_padding() -> None:
@@ -122,6 +126,10 @@ def test_bad_configs_raise() -> None:
         FusionNetConfig(arch="huge")  # type: ignore[arg-type]
     with pytest.raises(ModelConfigError, match="widths"):
         FusionNetConfig(widths=(8, 8))  # type: ignore[arg-type]
+    with pytest.raises(ModelConfigError, match="output"):
+        FusionNetConfig(output="sum")  # type: ignore[arg-type]
+    with pytest.raises(ModelConfigError, match="paper net"):
+        FusionNetConfig(arch="paper", output="additive")
 
 
 def _reference_nms(

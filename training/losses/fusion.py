@@ -11,8 +11,10 @@ from training.losses.errors import LossError
 from training.losses.filters import sobel_magnitude
 from training.losses.saliency import brighter_mask, saliency_mask, saliency_target
 from training.losses.ssim import ssim
+from training.models.fusion import contrast_sum
 
 SALIENCY_MODES = ("contrast", "brighter", "max")
+INTENSITY_TARGETS = ("saliency", "sum")
 
 
 @dataclass
@@ -20,7 +22,10 @@ class FusionLossConfig:
     """Weights of the fusion loss terms and the saliency-mask settings (YAML section ``fusion_loss``).
 
     Attributes:
-        w_intensity: L1 to the saliency target m·IR + (1−m)·VIS_Y.
+        w_intensity: L1 to the intensity target.
+        intensity_target: "saliency", m·IR + (1−m)·VIS_Y with the saliency mask m; or "sum",
+            `contrast_sum` clipped to 0..1 (the mean level plus both sources' contrasts, the
+            additive output's start; fusion_net.output).
         w_gradient: L1 between |∇fused| and gradient_gain·max(|∇IR|, |∇VIS_Y|) (Sobel magnitudes).
         gradient_gain: > 1 asks for edges sharper than either source's (SF/AG rise; 1 = SeAFusion's).
         gradient_balance: each source's Sobel magnitude is first scaled to the same per-image mean
@@ -35,6 +40,7 @@ class FusionLossConfig:
     """
 
     w_intensity: float = 1.0
+    intensity_target: str = "saliency"
     w_gradient: float = 1.0
     w_ssim: float = 1.0
     gradient_gain: float = 1.0
@@ -56,6 +62,11 @@ class FusionLossConfig:
             raise LossError(
                 f"fusion_loss.saliency_mode must be one of {SALIENCY_MODES}, got {self.saliency_mode!r}"
             )
+        if self.intensity_target not in INTENSITY_TARGETS:
+            raise LossError(
+                f"fusion_loss.intensity_target must be one of {INTENSITY_TARGETS}, "
+                f"got {self.intensity_target!r}"
+            )
         if not 0.0 < self.saliency_quantile <= 1.0:
             raise LossError(f"fusion_loss.saliency_quantile must be in (0, 1], got {self.saliency_quantile}")
 
@@ -76,6 +87,16 @@ def mask_for(ir: torch.Tensor, vis_y: torch.Tensor, cfg: FusionLossConfig) -> to
         quantile=cfg.saliency_quantile,
         min_contrast=cfg.saliency_min_contrast,
     )
+
+
+def intensity_target(
+    ir: torch.Tensor, vis_y: torch.Tensor, m: torch.Tensor, cfg: FusionLossConfig
+) -> torch.Tensor:
+    """The intensity term's target [N,1,H,W]: see FusionLossConfig.intensity_target."""
+    if cfg.intensity_target == "sum":
+        means = ir.mean(dim=(2, 3), keepdim=True), vis_y.mean(dim=(2, 3), keepdim=True)
+        return contrast_sum(ir, vis_y, *means).clamp(0.0, 1.0)
+    return saliency_target(ir, vis_y, m)
 
 
 def gradient_target(ir: torch.Tensor, vis_y: torch.Tensor, *, balance: bool) -> torch.Tensor:
@@ -108,7 +129,7 @@ def fusion_loss(
         )
     fused_y = fused_y.float()
     m = mask_for(ir, vis_y, cfg) if mask is None else mask
-    intensity = F.l1_loss(fused_y, saliency_target(ir, vis_y, m))
+    intensity = F.l1_loss(fused_y, intensity_target(ir, vis_y, m, cfg))
     grad_target = cfg.gradient_gain * gradient_target(ir, vis_y, balance=cfg.gradient_balance)
     gradient = F.l1_loss(sobel_magnitude(fused_y), grad_target)
     share = cfg.ssim_ir_share

@@ -6,16 +6,19 @@ depthwise-separable encoder–decoder (< 1 GMAC at 640×480). "fast" is ours sha
 CPU kernels (docs/benchmarks.md): an f×f stride-f conv down to 1/f resolution (each output sees
 every pixel of its block; cheaper in ORT than PixelUnshuffle's 6-D Transpose), plain dense 3×3
 convs there (ORT's fastest conv path) and pixel-shuffle (DepthToSpace) back, with no depthwise conv
-and no Resize. Both of ours output a learned per-pixel
-blend of the two sources plus a residual detail term, so they start as the mean of the sources and
-only have to learn corrections.
+and no Resize. Both of ours end in a fixed output form with learned per-pixel maps (``output``):
+"blend", a convex blend of the two sources plus a residual detail term, starts as their mean;
+"additive", each source's contrast around its image mean with a per-pixel gain in (0, 2), plus
+detail, starts as `contrast_sum` (the mean level plus both contrasts: higher SD, SCD and VIF than
+any blend). Either way the net only has to learn corrections.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypeVar
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -38,9 +41,11 @@ class FusionNetConfig:
         paper_growth: paper dense-block growth rate.
         paper_layers: paper dilated convs per dense block.
         paper_blocks: paper dense blocks.
+        output: our nets' output form, "blend" or "additive" (see the module docstring).
     """
 
     arch: Literal["realtime", "fast", "paper"] = "realtime"
+    output: Literal["blend", "additive"] = "blend"
     widths: tuple[int, int, int] = (16, 32, 48)
     context_blocks: int = 2
     fast_factor: int = 4
@@ -56,6 +61,10 @@ class FusionNetConfig:
             raise ModelConfigError(
                 f"fusion_net.arch={self.arch!r} is unknown: use 'realtime', 'fast' or 'paper'"
             )
+        if self.output not in OUTPUT_MAPS:
+            raise ModelConfigError(f"fusion_net.output={self.output!r} is unknown: use 'blend' or 'additive'")
+        if self.arch == "paper" and self.output != "blend":
+            raise ModelConfigError("fusion_net.output is for our nets only: the paper net has its own output")
         self.widths = tuple(self.widths)  # type: ignore[assignment]  # YAML gives lists
         if len(self.widths) != 3 or min(self.widths) < 1:
             raise ModelConfigError(f"fusion_net.widths={self.widths!r}: give three positive channel counts")
@@ -102,14 +111,26 @@ class PaperFusionNet(nn.Module):
         return self.act(self.tail(x)).clamp(0.0, 1.0)  # [N, 1, H, W]
 
 
-# ---------------------------------------------------------------- ours: blend + detail output
+# ---------------------------------------------------------------- ours: the output forms
 
 
 def _zero_init(conv: nn.Conv2d) -> nn.Conv2d:
-    """Zero weights and bias: the blend output below then starts at (ir + vis) / 2."""
+    """Zero weights and bias: the output form below then starts at its prior (mean or contrast sum)."""
     for p in conv.parameters():
         nn.init.zeros_(p)
     return conv
+
+
+Array = TypeVar("Array", np.ndarray, torch.Tensor)
+
+
+def contrast_sum(ir: Array, vis_y: Array, mean_ir: Array | float, mean_vis: Array | float) -> Array:
+    """The mean level of the two images plus both contrasts: IR + VIS_Y − (μ_IR + μ_VIS)/2 (unclipped).
+
+    The additive output's start, its loss target (fusion_loss.intensity_target=sum) and a trivial
+    fusion of fusion-eval --trivial; numpy or torch alike.
+    """
+    return ir + vis_y - (mean_ir + mean_vis) / 2
 
 
 def _blend(maps: torch.Tensor, ir: torch.Tensor, vis_y: torch.Tensor) -> torch.Tensor:
@@ -117,6 +138,24 @@ def _blend(maps: torch.Tensor, ir: torch.Tensor, vis_y: torch.Tensor) -> torch.T
     logit, detail = maps.split(1, dim=1)  # [N, 1, H, W] each
     w = torch.sigmoid(logit)
     return (w * ir + (1.0 - w) * vis_y + detail).clamp(0.0, 1.0)  # [N, 1, H, W]
+
+
+def _additive(maps: torch.Tensor, ir: torch.Tensor, vis_y: torch.Tensor) -> torch.Tensor:
+    """[N,3,H,W] (IR gain logit, VIS gain logit, detail) -> a·(IR−μ_IR) + b·(VIS_Y−μ_VIS) + level + detail.
+
+    a, b = 2·sigmoid(logit) in (0, 2); μ per image; zero maps give `contrast_sum` exactly.
+    """
+    logit_ir, logit_vis, detail = maps.split(1, dim=1)  # [N, 1, H, W] each
+    mean_ir = ir.mean(dim=(2, 3), keepdim=True)  # [N, 1, 1, 1]
+    mean_vis = vis_y.mean(dim=(2, 3), keepdim=True)
+    a, b = 2.0 * torch.sigmoid(logit_ir), 2.0 * torch.sigmoid(logit_vis)
+    level = (mean_ir + mean_vis) / 2
+    return (a * (ir - mean_ir) + b * (vis_y - mean_vis) + level + detail).clamp(0.0, 1.0)  # [N, 1, H, W]
+
+
+OUTPUT_MAPS = {"blend": 2, "additive": 3}
+"""Maps each output form takes from the net."""
+OUTPUTS = {"blend": _blend, "additive": _additive}
 
 
 # ---------------------------------------------------------------- realtime: separable encoder–decoder
@@ -161,7 +200,7 @@ class _UpMerge(nn.Module):
 
 
 class RealtimeFusionNet(nn.Module):
-    """Ours: stride 1/2/4 separable encoder–decoder with full-resolution skip; blend + residual output."""
+    """Ours: stride 1/2/4 separable encoder–decoder with full-resolution skip; output form."""
 
     def __init__(self, cfg: FusionNetConfig) -> None:
         super().__init__()
@@ -173,14 +212,15 @@ class RealtimeFusionNet(nn.Module):
         self.context = nn.Sequential(*blocks)
         self.up1 = _UpMerge(c2, c1)
         self.up0 = _UpMerge(c1, c0)
-        self.out = _zero_init(nn.Conv2d(c0, 2, 3, padding=1))  # the two maps of _blend
+        self.output = OUTPUTS[cfg.output]
+        self.out = _zero_init(nn.Conv2d(c0, OUTPUT_MAPS[cfg.output], 3, padding=1))  # the output's maps
 
     def forward(self, ir: torch.Tensor, vis_y: torch.Tensor) -> torch.Tensor:
         f0 = self.stem(torch.cat([ir, vis_y], dim=1))  # [N, c0, H, W]
         f1 = self.down1(f0)  # [N, c1, H/2, W/2]
         f2 = self.context(self.down2(f1))  # [N, c2, H/4, W/4]
         d0 = self.up0(self.up1(f2, f1), f0)  # [N, c0, H, W]
-        return _blend(self.out(d0), ir, vis_y)
+        return self.output(self.out(d0), ir, vis_y)
 
 
 # ---------------------------------------------------------------- fast: dense 3×3 at 1/f resolution
@@ -202,9 +242,9 @@ class _Residual(nn.Module):
 
 
 class FastFusionNet(nn.Module):
-    """Ours for ORT CPU: f×f stride-f conv, dense 3×3 convs at 1/f, pixel-shuffle back; blend + detail.
+    """Ours for ORT CPU: f×f stride-f conv, dense 3×3 convs at 1/f, pixel-shuffle back; output form.
 
-    Each 1/f position sees all f×f pixels of its block and predicts the two output maps of each of
+    Each 1/f position sees all f×f pixels of its block and predicts the output maps of each of
     them, so the output keeps full-resolution detail. Sides that are not multiples of f are padded
     (replicate) and cropped back; the exported graph's sides are multiples of its size divisor, so
     it never pads.
@@ -214,12 +254,13 @@ class FastFusionNet(nn.Module):
         super().__init__()
         f, c = cfg.fast_factor, cfg.fast_width
         self.factor = f
+        self.output = OUTPUTS[cfg.output]
         self.body = nn.Sequential(
             nn.Conv2d(2, c, f, stride=f),  # [N, c, H/f, W/f]
             nn.ReLU(),
             *(_Residual(c) for _ in range(cfg.fast_blocks)),
-            _zero_init(_conv3(c, 2 * f * f)),
-            nn.PixelShuffle(f),  # [N, 2, H, W]
+            _zero_init(_conv3(c, OUTPUT_MAPS[cfg.output] * f * f)),
+            nn.PixelShuffle(f),  # [N, maps, H, W]
         )
 
     def forward(self, ir: torch.Tensor, vis_y: torch.Tensor) -> torch.Tensor:
@@ -231,7 +272,7 @@ class FastFusionNet(nn.Module):
             maps = self.body(x)[..., :h, :w]
         else:
             maps = self.body(x)
-        return _blend(maps, ir, vis_y)
+        return self.output(maps, ir, vis_y)
 
 
 def build_fusion_net(cfg: FusionNetConfig) -> nn.Module:
