@@ -22,6 +22,9 @@ from fusion_node.pipeline import PipelineError
 from fusion_node.pipeline.pair_files import ImagePair, find_pairs, list_images, read_pair
 from fusion_node.pipeline.visualize import labelled_tile, stack_rows
 from training import eval_detection
+from training.config import ConfigError, load_config
+from training.data.config import fusion_val_pairs
+from training.data.errors import DataError
 from training.export import ExportError, export_checkpoint
 from training.metrics.errors import MetricsError
 from training.metrics.fusion import GOAL_METRICS, LOWER_IS_BETTER, METRICS, fusion_metrics, read_gray, to_gray
@@ -180,8 +183,9 @@ def markdown_table(
     avg = means(results)
     best = {n: (min if n in LOWER_IS_BETTER else max)(v[n] for v in avg.values()) for n in METRICS}
     n_images = len(next(iter(results.values())))
+    against = f" vs {len(baselines)} baselines" if baselines else ""
     lines = [
-        f"# Fusion metrics: {ours} vs {len(baselines)} baselines, mean over {n_images} image pairs",
+        f"# Fusion metrics: {ours}{against}, mean over {n_images} image pairs",
         "",
         "| method | " + " | ".join(METRICS) + " |",
         "|---|" + "---:|" * len(METRICS),
@@ -190,11 +194,11 @@ def markdown_table(
         cells = [f"**{values[n]:.4f}**" if values[n] == best[n] else f"{values[n]:.4f}" for n in METRICS]
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     lines += ["", f"Higher is better except {', '.join(sorted(LOWER_IS_BETTER))}.", ""]
-    for n in METRICS:
+    for n in METRICS if baselines else ():
         beaten = [b for b in baselines if _better(avg[ours][n], avg[b][n], n)]
         lines.append(f"- {n}: {ours} beats {len(beaten)} of {len(baselines)} baselines")
     lines += [
-        "",
+        *([""] if baselines else []),
         f"Per method, the {len(GOAL_METRICS)} goal metrics ({' '.join(GOAL_METRICS)}) {ours} beats it on:",
     ]
     for other in (m for m in avg if m != ours):
@@ -234,7 +238,13 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     source.add_argument(
         "--fused-dir", type=Path, help="evaluate existing fused images NAME.* instead of a model"
     )
-    parser.add_argument("--data", type=Path, default=TNO, help="folder with ir/ and vi/ (default: TNO)")
+    pairs = parser.add_mutually_exclusive_group()
+    pairs.add_argument("--data", type=Path, default=TNO, help="folder with ir/ and vi/ (default: TNO)")
+    pairs.add_argument(
+        "--val-of", type=Path, metavar="CONFIG",
+        help="instead of --data: the fusion validation pairs that a training config (a recipe YAML or "
+        "a run's config.yaml) holds out, no baselines: choose between models as the trainer would",
+    )  # fmt: skip
     parser.add_argument("--baselines", type=Path, help="folder of <method>/NAME.* (default: DATA/baselines)")
     parser.add_argument("--out", type=Path, help="default: runs/eval_TASK")
     parser.add_argument("--name", default="ours", help="row name of the evaluated method")
@@ -261,11 +271,18 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def run(args: argparse.Namespace) -> Path:
     """Evaluate as the parsed command line says; returns the markdown table's path."""
-    try:
-        pairs = find_pairs(args.data, strict=True)[: args.limit]
-    except PipelineError as err:
-        raise MetricsError(f"--data: {err}") from err
-    baselines, skipped = find_baselines(args.baselines or args.data / "baselines", pairs)
+    if args.val_of is not None:
+        try:
+            pairs = fusion_val_pairs(load_config(args.val_of).data)[: args.limit]
+        except (ConfigError, DataError) as err:
+            raise MetricsError(f"--val-of {args.val_of}: {err}") from err
+        baselines, skipped = find_baselines(args.baselines, pairs)  # none unless --baselines names some
+    else:
+        try:
+            pairs = find_pairs(args.data, strict=True)[: args.limit]
+        except PipelineError as err:
+            raise MetricsError(f"--data: {err}") from err
+        baselines, skipped = find_baselines(args.baselines or args.data / "baselines", pairs)
     compared = dict(_name_and_path(spec) for spec in args.compare)
     rules = {rule: rule_fuser(rule) for rule in RULES} if args.trivial else {}
     for name in (args.name, *compared, *rules):

@@ -12,6 +12,8 @@ import pytest
 
 from fusion_node.pipeline.pair_files import find_pairs
 from fusion_node.pipeline.visualize import TILE_LABEL_HEIGHT as SHEET_LABEL_HEIGHT
+from training.config import load_config
+from training.data.config import build_datasets, fusion_val_pairs
 from training.evaluate import RULES, SHEET_BASELINES, SHEET_TILE_HEIGHT, main, rule_fuser
 from training.metrics.fusion import GOAL_METRICS, METRICS, fusion_metrics, read_gray, to_gray
 from training.metrics.reference import REFERENCE_METRICS, load_reference
@@ -121,3 +123,30 @@ def test_errors_exit_1_with_message(tno: Path, tmp_path: Path, capsys: pytest.Ca
     assert main(["--checkpoint", str(tmp_path / "missing.pt"), *out]) == 1
     assert "ERROR: exporting" in capsys.readouterr().err
     assert not (tmp_path / "eval").exists()
+
+
+def test_val_of_scores_the_trainers_validation_pairs(tno: Path, tmp_path: Path) -> None:
+    # A recipe whose fusion data is 4 pairs, half held out: --val-of must score exactly the pairs the
+    # trainer validates on (build_datasets' split), with no baselines.
+    data = tmp_path / "pairs"
+    for sub in ("ir", "vi"):
+        (data / sub).mkdir(parents=True)
+        for i in range(1, 5):
+            (data / sub / f"{i:02d}.png").write_bytes((tno / sub / f"{i:02d}.png").read_bytes())
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(f"data:\n  fusion_train: [{{kind: paired, root: {data}}}]\n  val_fraction: 0.5\n")
+    cfg = load_config(recipe)
+    val = build_datasets(cfg.data, cfg.class_names, cfg.seg_class_names)["fusion_val"]
+    trainer_names = [val[i]["name"] for i in range(len(val))]
+    assert len(trainer_names) == 2
+    assert [p.name for p in fusion_val_pairs(cfg.data)] == trainer_names
+
+    out = tmp_path / "eval"
+    ours = ["--fused-dir", str(data / "ir"), "--out", str(out)]  # "ours" is the IR image itself
+    assert main([*ours, "--val-of", str(recipe), "--trivial"]) == 0
+    assert sorted({name for _, name in _csv_rows(out / "metrics.csv")}) == sorted(trainer_names)
+    table = (out / "metrics.md").read_text()
+    assert table.startswith("# Fusion metrics: ours, mean over 2 image pairs")
+    assert "baselines" not in table
+    assert table.count(f" of {len(GOAL_METRICS)} (") == len(RULES)
+    assert main([*ours, "--val-of", str(tmp_path / "none.yaml")]) == 1  # a clear error, not a traceback

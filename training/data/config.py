@@ -5,11 +5,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from torch.utils.data import ConcatDataset, Dataset, Subset
 
+from fusion_node.pipeline.pair_files import ImagePair
 from training.data.datasets import (
     LLVIPDataset,
     M3FDDataset,
@@ -220,6 +221,21 @@ def _phase(
     eval_set, _ = _concat(train_specs, cfg.eval_transform(), cfg, class_names, num_seg_classes)
     train_idx, val_idx = _split(names, cfg)
     return Subset(train_set, train_idx), Subset(eval_set, val_idx)
+
+
+def fusion_val_pairs(cfg: DataConfig) -> list[ImagePair]:
+    """The files of the fusion validation pairs the trainer scores with `cfg`, in its order.
+
+    fusion-eval --val-of scores exported models on exactly these (at each pair's own size).
+    """
+    if not cfg.fusion_train:
+        raise DataError("data.fusion_train lists no dataset: add at least one (e.g. kind: paired)")
+    # _phase gives a Subset of one PairDataset or of their ConcatDataset: the trainer's split itself.
+    val = cast(Subset[Any], _phase(cfg.fusion_train, cfg.fusion_val, cfg, None, None)[1])
+    whole = val.dataset
+    parts = cast(list[PairDataset], whole.datasets if isinstance(whole, ConcatDataset) else [whole])
+    entries = [e for part in parts for e in part.entries]
+    return [ImagePair(entries[i].name, entries[i].ir, entries[i].vi) for i in val.indices]
 
 
 def build_datasets(
