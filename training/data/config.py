@@ -223,13 +223,17 @@ def _phase(
     return Subset(train_set, train_idx), Subset(eval_set, val_idx)
 
 
+def _require_fusion_train(cfg: DataConfig) -> None:
+    if not cfg.fusion_train:
+        raise DataError("data.fusion_train lists no dataset: add at least one (e.g. kind: paired)")
+
+
 def fusion_val_pairs(cfg: DataConfig) -> list[ImagePair]:
     """The files of the fusion validation pairs the trainer scores with `cfg`, in its order.
 
     fusion-eval --val-of scores exported models on exactly these (at each pair's own size).
     """
-    if not cfg.fusion_train:
-        raise DataError("data.fusion_train lists no dataset: add at least one (e.g. kind: paired)")
+    _require_fusion_train(cfg)
     # _phase gives a Subset of one PairDataset or of their ConcatDataset: the trainer's split itself.
     val = cast(Subset[Any], _phase(cfg.fusion_train, cfg.fusion_val, cfg, None, None)[1])
     whole = val.dataset
@@ -244,8 +248,7 @@ def build_datasets(
     """Datasets by role: "fusion_train", "fusion_val" and, when labelled data is configured,
     "semantic_train", "semantic_val". Train sets augment; val sets only resize to `eval_size`.
     """
-    if not cfg.fusion_train:
-        raise DataError("data.fusion_train lists no dataset: add at least one (e.g. kind: paired)")
+    _require_fusion_train(cfg)
     _check_not_eval_data(cfg.fusion_train, cfg)
     datasets: dict[str, Dataset[Any]] = {}
     # Fusion needs images only: labels are not parsed for it.
