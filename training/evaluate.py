@@ -194,11 +194,12 @@ def markdown_table(
         cells = [f"**{values[n]:.4f}**" if values[n] == best[n] else f"{values[n]:.4f}" for n in METRICS]
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     lines += ["", f"Higher is better except {', '.join(sorted(LOWER_IS_BETTER))}.", ""]
-    for n in METRICS if baselines else ():
-        beaten = [b for b in baselines if _better(avg[ours][n], avg[b][n], n)]
-        lines.append(f"- {n}: {ours} beats {len(beaten)} of {len(baselines)} baselines")
+    if baselines:
+        for n in METRICS:
+            beaten = [b for b in baselines if _better(avg[ours][n], avg[b][n], n)]
+            lines.append(f"- {n}: {ours} beats {len(beaten)} of {len(baselines)} baselines")
+        lines.append("")
     lines += [
-        *([""] if baselines else []),
         f"Per method, the {len(GOAL_METRICS)} goal metrics ({' '.join(GOAL_METRICS)}) {ours} beats it on:",
     ]
     for other in (m for m in avg if m != ours):
@@ -243,7 +244,8 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     pairs.add_argument(
         "--val-of", type=Path, metavar="CONFIG",
         help="instead of --data: the fusion validation pairs that a training config (a recipe YAML or "
-        "a run's config.yaml) holds out, no baselines: choose between models as the trainer would",
+        "a run's config.yaml) holds out, baselines only from --baselines: choose between models as "
+        "the trainer would",
     )  # fmt: skip
     parser.add_argument("--baselines", type=Path, help="folder of <method>/NAME.* (default: DATA/baselines)")
     parser.add_argument("--out", type=Path, help="default: runs/eval_TASK")
@@ -276,13 +278,14 @@ def run(args: argparse.Namespace) -> Path:
             pairs = fusion_val_pairs(load_config(args.val_of).data)[: args.limit]
         except (ConfigError, DataError) as err:
             raise MetricsError(f"--val-of {args.val_of}: {err}") from err
-        baselines, skipped = find_baselines(args.baselines, pairs)  # none unless --baselines names some
+        baselines_dir = args.baselines  # none unless --baselines names some
     else:
         try:
             pairs = find_pairs(args.data, strict=True)[: args.limit]
         except PipelineError as err:
             raise MetricsError(f"--data: {err}") from err
-        baselines, skipped = find_baselines(args.baselines or args.data / "baselines", pairs)
+        baselines_dir = args.baselines or args.data / "baselines"
+    baselines, skipped = find_baselines(baselines_dir, pairs)
     compared = dict(_name_and_path(spec) for spec in args.compare)
     rules = {rule: rule_fuser(rule) for rule in RULES} if args.trivial else {}
     for name in (args.name, *compared, *rules):
